@@ -1,0 +1,5 @@
+"""Inference: thin layers over the nets, used by the CLI and the web app alike."""
+
+from i2i.infer.translate import Translator
+
+__all__ = ["Translator"]

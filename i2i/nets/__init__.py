@@ -1,0 +1,22 @@
+"""Backbones, one family per module, each registered by name: ``build("unet_256", ...)``, ``list()``.
+
+Importing this package imports every family module, which registers its networks.
+"""
+
+from __future__ import annotations
+
+from i2i.nets import layers
+from i2i.nets.patchgan import PatchDiscriminator, PixelDiscriminator
+from i2i.nets.registry import build, list, register, signature_of
+from i2i.nets.unet import UNetGenerator
+
+__all__ = [
+    "PatchDiscriminator",
+    "PixelDiscriminator",
+    "UNetGenerator",
+    "build",
+    "layers",
+    "list",
+    "register",
+    "signature_of",
+]

@@ -1,0 +1,85 @@
+"""The Method protocol: what a GAN specialization tells the shared Trainer.
+
+A method owns its networks and says how to compute the discriminator and generator losses for a batch;
+the Trainer owns everything else (devices, precision, optimizer stepping, EMA, schedules, checkpoints,
+logging, samples). A new method is one file that never re-implements the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+from i2i.config import OptimizerConfig
+
+
+@runtime_checkable
+class Method(Protocol):
+    """A GAN objective over named networks.
+
+    Attributes:
+        nets: All networks, e.g. ``{"g": UNetGenerator, "d": PatchDiscriminator}``.
+        groups: Which nets each optimizer trains, ``{"d": ("d",), "g": ("g",)}``. The Trainer freezes the
+            ``d`` group during the generator update.
+        ema_nets: Nets of which the Trainer keeps an EMA when ``train.ema_decay > 0`` (generators).
+        specs: How to rebuild each net without the method: ``{"g": {"name": "unet_256", "args": {...},
+            "value_range": [-1, 1]}}`` (registry name and constructor arguments). Saved in checkpoints so
+            ``i2i.load_model`` needs no config; the first entry is the default model for inference.
+    """
+
+    nets: dict[str, nn.Module]
+    groups: dict[str, tuple[str, ...]]
+    ema_nets: tuple[str, ...]
+    specs: dict[str, dict[str, Any]]
+
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Generator outputs for ``batch``, shared by :meth:`d_step` and :meth:`g_step`.
+
+        The Trainer runs it once per batch with gradients on and passes the result to both steps
+        (``d_step`` must detach what it feeds to D), or under ``no_grad`` for discriminator-only updates.
+        """
+        ...
+
+    def d_step(self, batch: Mapping[str, Any], out: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Named, weighted discriminator loss terms; the Trainer sums and backpropagates them."""
+        ...
+
+    def g_step(self, batch: Mapping[str, Any], out: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Named, weighted generator loss terms; the Trainer sums and backpropagates them."""
+        ...
+
+    def samples(self, batch: Mapping[str, Any], nets: Mapping[str, nn.Module]) -> dict[str, Tensor]:
+        """Images for the sample grid (name -> (B, C, H, W) in [-1, 1]) computed with ``nets``.
+
+        ``nets`` is :attr:`nets` with EMA copies substituted when EMA is on.
+        """
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Extra state to checkpoint beyond the nets (e.g. image pools)."""
+        ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+def adam(
+    params: Iterable[nn.Parameter], cfg: OptimizerConfig, *, fused: bool | None = None
+) -> torch.optim.Adam:
+    """Adam from an :class:`OptimizerConfig`; ``foreach`` on CPU, fused kernels on CUDA."""
+    params = list(params)
+    on_cuda = bool(params) and params[0].is_cuda
+    return torch.optim.Adam(
+        params,
+        lr=cfg.lr,
+        betas=cfg.betas,
+        weight_decay=cfg.weight_decay,
+        fused=on_cuda if fused is None else fused,
+    )
+
+
+def group_parameters(method: Method, group: str) -> list[nn.Parameter]:
+    """All parameters of the nets in one optimizer group."""
+    return [p for name in method.groups[group] for p in method.nets[name].parameters()]

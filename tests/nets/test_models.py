@@ -1,0 +1,114 @@
+"""The same checks for every registered network (diffusers ``ModelTesterMixin`` style), on small configs.
+
+Registering a network? Add a small config for it to ``CASES``; the test below fails for names without one.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from i2i import nets
+
+
+@dataclass(frozen=True)
+class Case:
+    kwargs: dict[str, Any]
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# Small widths; the fixed-depth U-Nets need their full input size. Every norm layer sees more than one value
+# per channel, so batch size 1 works in train mode too.
+CASES: dict[str, Case] = {
+    "unet": Case(
+        dict(in_channels=3, out_channels=2, num_downs=5, base_channels=4, norm="batch", dropout=True),
+        (2, 3, 32, 32),
+        (2, 2, 32, 32),
+    ),
+    "unet_128": Case(dict(base_channels=2, norm="instance"), (1, 3, 128, 128), (1, 3, 128, 128)),
+    "unet_256": Case(dict(base_channels=2, dropout=True), (1, 3, 256, 256), (1, 3, 256, 256)),
+    "patchgan": Case(dict(in_channels=6, base_channels=8), (2, 6, 64, 64), (2, 1, 6, 6)),
+    "pixel": Case(dict(in_channels=3, base_channels=8), (2, 3, 32, 32), (2, 1, 32, 32)),
+}
+
+
+@pytest.fixture(params=nets.list())
+def case(request: pytest.FixtureRequest) -> tuple[str, Case]:
+    name = request.param
+    if name not in CASES:
+        pytest.fail(f"registered network {name!r} has no small test config: add one to CASES in {__file__}")
+    return name, CASES[name]
+
+
+def _build(name: str, case: Case, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nets.build(name, **case.kwargs)
+
+
+def _input(case: Case, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.rand(case.input_shape, generator=torch.Generator().manual_seed(1), dtype=dtype) * 2 - 1
+
+
+def test_output_shape(case: tuple[str, Case]) -> None:
+    name, c = case
+    net = _build(name, c)
+    with torch.no_grad():
+        assert net(_input(c)).shape == c.output_shape
+        assert net.eval()(_input(c)).shape == c.output_shape
+
+
+def test_state_dict_round_trip(case: tuple[str, Case]) -> None:
+    name, c = case
+    net = _build(name, c, seed=0)
+    with torch.no_grad():
+        net.train()(_input(c))  # move BatchNorm running statistics away from their defaults
+    other = _build(name, c, seed=1)
+    other.load_state_dict(copy.deepcopy(net.state_dict()), strict=True)
+    net.eval()
+    other.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(other(_input(c)), net(_input(c)), rtol=0, atol=0)
+
+
+def test_backward_gives_finite_grads_for_all_params(case: tuple[str, Case]) -> None:
+    name, c = case
+    net = _build(name, c).train()
+    net(_input(c)).square().mean().backward()
+    for pname, param in net.named_parameters():
+        assert param.grad is not None, f"{name}: no gradient for {pname}"
+        assert torch.isfinite(param.grad).all(), f"{name}: non-finite gradient for {pname}"
+
+
+def test_float64(case: tuple[str, Case]) -> None:
+    name, c = case
+    net = _build(name, c).double().eval()
+    with torch.no_grad():
+        out = net(_input(c, torch.float64))
+    assert out.dtype == torch.float64
+    assert out.shape == c.output_shape
+
+
+def test_eval_is_deterministic(case: tuple[str, Case]) -> None:
+    name, c = case
+    net = _build(name, c).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(net(_input(c)), net(_input(c)), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance", "none"])
+def test_every_norm_builds_and_runs(case: tuple[str, Case], norm: str) -> None:
+    name, c = case
+    if "norm" not in nets.signature_of(name).parameters:
+        pytest.skip(f"{name} has no norm argument")
+    net = nets.build(name, **{**c.kwargs, "norm": norm}).eval()
+    with torch.no_grad():
+        out = net(_input(c))
+    assert out.shape == c.output_shape
+    assert torch.isfinite(out).all()
