@@ -108,7 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except I2IError as exc:
         if args.debug:
             raise
-        print(f"i2i: error: {exc}", file=sys.stderr)
+        # One line: some messages quote multi-line reasons from libraries (YAML parser, torch).
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"i2i: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("i2i: interrupted", file=sys.stderr)

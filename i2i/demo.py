@@ -6,6 +6,7 @@ It is the README's main job: no download, a few minutes on a 2-core CPU, and a r
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,11 +18,28 @@ from torch.utils.data import Dataset
 
 from i2i.config import load_config
 from i2i.data import PairedDataset, save_image, write_synthetic_dataset
+from i2i.errors import I2IError
 from i2i.infer.translate import Translator
 from i2i.methods import first_items, method_class, train
 from i2i.train.logging import sample_grid
 
 log = logging.getLogger(__name__)
+
+
+_MARKER = ".i2i-demo"
+
+
+def _clear_previous_demo(out: Path) -> None:
+    """Remove an earlier demo's folder; refuse to touch a folder the demo did not make."""
+    if not out.exists():
+        return
+    if not (out / _MARKER).is_file():
+        if any(out.iterdir()):
+            raise I2IError(
+                f"{out} exists and was not made by `i2i demo`; choose another folder with --output"
+            )
+        return
+    shutil.rmtree(out)
 
 
 @dataclass
@@ -78,12 +96,14 @@ def run_demo(
     """
     start = time.perf_counter()
     out = Path(output_dir)
+    _clear_previous_demo(out)
     cfg = load_config("demo_pix2pix", overrides=[f"output_dir={out.parent}", f"name={out.name}", *overrides])
     syn = cfg.data.synthetic
     data_root = write_synthetic_dataset(
         out / "data", num_train=syn.num_train, num_test=syn.num_test, size=syn.size, seed=cfg.seed
     )
     cfg.data.source, cfg.data.root, cfg.data.layout = "folder", str(data_root), "aligned"
+    (out / _MARKER).write_text("made by `i2i demo`; the next demo run replaces this folder\n")
     log.info("wrote %d training and %d held-out pairs to %s", syn.num_train, syn.num_test, data_root)
 
     result = train(cfg, progress=progress)

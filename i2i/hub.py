@@ -13,7 +13,6 @@ else is ever unpickled.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from torch import nn
 from i2i import nets
 from i2i.errors import CheckpointError, ConfigError
 from i2i.importers.junyanz import import_junyanz, is_junyanz_state_dict
+from i2i.importers.torch_file import load_torch_file
 from i2i.statefile import is_checkpoint, load_checkpoint
 
 
@@ -53,21 +53,20 @@ def _load_i2i(path: Path, net: str | None, ema: bool) -> tuple[nn.Module, ModelI
             state = None  # the run kept no EMA of this net
     if state is None:
         state = load_checkpoint(path, prefix=f"nets/{name}")
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # keys or shapes differ from the saved architecture
+        first = str(exc).strip().splitlines()
+        raise CheckpointError(
+            f"{path}: the weights of net {name!r} do not match its saved architecture "
+            f"{spec['name']!r} ({' '.join(line.strip() for line in first[:3])})"
+        ) from exc
     info = ModelInfo(spec["name"], dict(spec["args"]), tuple(spec.get("value_range", (-1, 1))), "i2i")
     return model, info
 
 
 def _load_pth(path: Path) -> tuple[nn.Module, ModelInfo]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path}: refused to load: the file contains Python objects other than tensors, which could run "
-            "code when unpickled; only plain state_dict files are accepted"
-        ) from exc
-    except (RuntimeError, OSError, EOFError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch file ({exc}); it may be truncated") from exc
+    obj = load_torch_file(path)
     if isinstance(obj, dict) and ("params" in obj or "params_ema" in obj):
         raise CheckpointError(
             f"{path}: a BasicSR/Real-ESRGAN weights file; super-resolution models are not supported yet"
@@ -77,7 +76,10 @@ def _load_pth(path: Path) -> tuple[nn.Module, ModelInfo]:
             f"{path}: unknown weights format; expected an i2i checkpoint (.safetensors) or a "
             "pytorch-CycleGAN-and-pix2pix state_dict (.pth)"
         )
-    imported = import_junyanz(obj)
+    try:
+        imported = import_junyanz(obj)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
     model = nets.build(imported.name, **imported.kwargs)
     model.load_state_dict(imported.state_dict, strict=True)
     return model, ModelInfo(imported.name, dict(imported.kwargs), (-1.0, 1.0), "junyanz")
@@ -91,7 +93,9 @@ def load_model_with_info(
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
     try:
-        if is_checkpoint(path):
+        # A .safetensors file that is not a readable i2i checkpoint gets the precise reason from the reader
+        # (truncated, corrupt, foreign safetensors) rather than "unknown format".
+        if is_checkpoint(path) or path.suffix.lower() == ".safetensors":
             model, info = _load_i2i(path, net, ema)
         elif path.suffix.lower() in (".pth", ".pt", ".ckpt", ".bin"):
             model, info = _load_pth(path)

@@ -22,7 +22,6 @@ returned in eval mode, where it is inactive.
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from torch import Tensor, nn
 
 from i2i import nets
 from i2i.errors import CheckpointError
+from i2i.importers.torch_file import load_torch_file
 
 SUPPORTED = (
     "junyanz/pytorch-CycleGAN-and-pix2pix bare state_dicts (torch.save(net.state_dict())) of UnetGenerator "
@@ -122,22 +122,7 @@ def load_junyanz(path: str | Path, map_location: str | torch.device = "cpu") -> 
         >>> fake_b = net(real_a)  # (B, 3, 256, 256) in [-1, 1]  # doctest: +SKIP
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"{path}: no such file; give the path of a junyanz .pth such as latest_net_G.pth"
-        )
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        detail = str(err).partition("WeightsUnpickler error:")[2].strip().split("\n")[0] or str(err)[:200]
-        if "Unsupported global" in detail:  # pickled code or classes: refused on purpose, never executed
-            raise CheckpointError(
-                f"{path}: refused to load: the file holds pickled Python objects, not just tensors "
-                f"({detail}); expected {SUPPORTED}"
-            ) from err
-        raise CheckpointError(f"{path}: not a valid PyTorch checkpoint ({detail})") from err
-    except Exception as err:  # corrupt zip, truncated file, not a torch file at all
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({err})") from err
+    obj = load_torch_file(path, map_location)
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state_dict; expected {SUPPORTED}")
     try:

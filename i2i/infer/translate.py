@@ -70,6 +70,7 @@ class Translator:
         self.net = net.to(self.device).eval()
         self.multiple = int(multiple or getattr(net, "multiple", 1))
         self.value_range = (float(value_range[0]), float(value_range[1]))
+        self.in_channels = _input_channels(net)
 
     @classmethod
     def from_file(
@@ -86,10 +87,20 @@ class Translator:
         Shape:
             images: (B, C, H, W) in [-1, 1], any H and W -> (B, C_out, H, W) in [-1, 1].
         """
+        if self.in_channels is not None and images.shape[1] != self.in_channels:
+            raise ConfigError(
+                f"the net takes {self.in_channels}-channel images, got {images.shape[1]} channels; "
+                "translate with an image generator (e.g. the checkpoint's generator, --net g)"
+            )
         lo, hi = self.value_range
         x = (images.to(self.device, torch.float32) + 1) * 0.5 * (hi - lo) + lo
         x, (h, w) = pad_to_multiple(x, self.multiple)
         y = self._run(x)
+        if y.ndim != 4 or y.shape[-2:] != x.shape[-2:]:
+            raise ConfigError(
+                f"the net gave an output of shape {tuple(y.shape)} for a {tuple(x.shape)} input, so it is "
+                "not an image-to-image generator; use the checkpoint's generator (e.g. --net g)"
+            )
         y = y[..., :h, :w].float()
         return ((y - lo) / (hi - lo) * 2 - 1).clamp(-1, 1)
 
@@ -120,6 +131,13 @@ class Translator:
             raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
         files = expand_inputs(inputs)
         output_dir = Path(output_dir)
+        sources = {f.resolve() for f in files}
+        for f in files:
+            if (output_dir / f"{f.stem}.png").resolve() in sources:
+                raise DataError(
+                    f"{output_dir / f'{f.stem}.png'}: writing the output would overwrite an input image; "
+                    "choose another output folder"
+                )
         written: list[Path] = []
         pending: list[tuple[Path, Tensor]] = []
 
@@ -155,11 +173,23 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
             files.append(path)
         else:
             raise DataError(f"{path}: no such file or folder")
-    stems = {}
+    stems: dict[str, Path] = {}
+    unique: list[Path] = []
     for f in files:
-        if f.stem in stems and stems[f.stem] != f:
+        if f.stem in stems:
+            if stems[f.stem].resolve() == f.resolve():
+                continue  # the same file given twice (e.g. on its own and in its folder): translate it once
             raise DataError(f"{f} and {stems[f.stem]} would both be written as {f.stem}.png; rename one")
         stems[f.stem] = f
-    if not files:
+        unique.append(f)
+    if not unique:
         raise DataError("no input images given")
-    return files
+    return unique
+
+
+def _input_channels(net: nn.Module) -> int | None:
+    """The channels the net's first convolution takes, or None when it has none."""
+    for module in net.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            return module.in_channels
+    return None

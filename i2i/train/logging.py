@@ -19,11 +19,14 @@ class MetricsLogger:
     Args:
         run_dir: The run folder; writes ``metrics.jsonl`` and ``tensorboard/`` there.
         tensorboard: Whether to write TensorBoard event files too.
+        after_step: The step training starts from. Records of later steps (logged by a run that was
+            interrupted after its last checkpoint) are dropped, so a resumed run logs each step once.
     """
 
-    def __init__(self, run_dir: str | Path, *, tensorboard: bool = True) -> None:
+    def __init__(self, run_dir: str | Path, *, tensorboard: bool = True, after_step: int = 0) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._drop_records_after(after_step)
         self._writer = None
         if tensorboard:
             try:
@@ -32,6 +35,16 @@ class MetricsLogger:
                 self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
             except ImportError:  # tensorboard is a dependency, but a broken install should not stop training
                 log.warning("tensorboard is not importable; logging to metrics.jsonl only")
+
+    def _drop_records_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if _record_step(line) <= step]
+        if len(kept) != len(lines):
+            tmp = self.path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(kept), encoding="utf-8")
+            tmp.replace(self.path)
 
     def log(self, step: int, values: Mapping[str, float]) -> None:
         record = {"step": step, **{k: float(v) for k, v in values.items()}}
@@ -45,6 +58,13 @@ class MetricsLogger:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _record_step(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return 2**62  # a torn last line from a crash: drop it
 
 
 def sample_grid(images: Mapping[str, torch.Tensor]) -> torch.Tensor:

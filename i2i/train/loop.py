@@ -31,6 +31,7 @@ from i2i.errors import CheckpointError, ConfigError, I2IError
 from i2i.train.checkpoint import (
     checkpoint_path,
     find_resumable,
+    list_checkpoints,
     load_checkpoint,
     prune_checkpoints,
     save_checkpoint,
@@ -152,6 +153,11 @@ class Trainer:
                 schedule is still that of the whole run.
         """
         end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
+        if not resume and list_checkpoints(self.checkpoint_dir):
+            raise CheckpointError(
+                f"{self.run_dir} already holds checkpoints of an earlier run; continue it with "
+                "--resume auto, or start a new run under another name (--set name=...)"
+            )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(dump_config(self.cfg), encoding="utf-8")
         if resume:
@@ -159,7 +165,7 @@ class Trainer:
         else:
             seed_everything(self.cfg.seed)
         batches = self._batches()
-        metrics = MetricsLogger(self.run_dir)
+        metrics = MetricsLogger(self.run_dir, after_step=self.step)
         running: dict[str, float] = defaultdict(float)
         count = 0
         last_logs: dict[str, float] = {}

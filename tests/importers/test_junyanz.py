@@ -234,7 +234,7 @@ def test_load_refuses_missing_and_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no such file"):
         load_junyanz(tmp_path / "latest_net_G.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint" * 8)
-    with pytest.raises(CheckpointError, match="junk.pth: not a valid PyTorch checkpoint|cannot be read"):
+    with pytest.raises(CheckpointError, match="junk.pth: not a readable PyTorch file"):
         load_junyanz(tmp_path / "junk.pth")
     torch.save(torch.zeros(3), tmp_path / "tensor.pth")
     with pytest.raises(CheckpointError, match="tensor.pth: holds a Tensor, not a state_dict"):
@@ -261,6 +261,8 @@ def test_pickled_code_is_never_executed(tmp_path: Path) -> None:
     path = tmp_path / "latest_net_G.pth"
     with path.open("wb") as f:  # torch.save would pickle the object the same way
         torch.save({"model.0.weight": torch.zeros(1), "extra": _Malicious()}, f, pickle_module=pickle)
-    with pytest.raises(CheckpointError, match="refused to load: the file holds pickled Python objects"):
+    with pytest.raises(
+        CheckpointError, match="refused to load: the file contains Python objects other than tensors"
+    ):
         load_junyanz(path)
     assert _CALLED == []

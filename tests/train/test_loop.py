@@ -125,3 +125,19 @@ def test_train_entry_point(tiny_overrides):
     cfg = load_config("demo_pix2pix", overrides=[*tiny_overrides, "train.max_steps=2"])
     result = train(cfg, progress=False)
     assert result.step == 2 and result.checkpoint.is_file()
+
+
+def test_a_new_run_never_overwrites_an_earlier_one(tiny_overrides):
+    result = make_trainer([*tiny_overrides, "train.max_steps=1"]).fit()
+    before = result.checkpoint.read_bytes()
+    with pytest.raises(CheckpointError, match="already holds checkpoints.*--resume auto"):
+        make_trainer([*tiny_overrides, "train.max_steps=2"]).fit()
+    assert result.checkpoint.read_bytes() == before
+
+
+def test_resumed_run_drops_log_records_after_its_checkpoint(tiny_overrides):
+    trainer = make_trainer([*tiny_overrides, "train.max_steps=4", "train.save_every=2", "train.keep_last=0"])
+    result = trainer.fit()
+    (result.run_dir / "checkpoints" / "step_00000004.safetensors").unlink()  # as if killed after step 4's log
+    make_trainer([*tiny_overrides, "train.max_steps=4"]).fit(resume="auto")
+    assert [r["step"] for r in losses(result.run_dir)] == [1, 2, 3, 4]
