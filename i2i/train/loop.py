@@ -44,6 +44,9 @@ from i2i.train.schedule import lr_factor
 log = logging.getLogger(__name__)
 
 
+STAT_PREFIX = "stat/"
+
+
 class TrainingError(I2IError):
     """Training cannot go on (e.g. the losses became NaN)."""
 
@@ -247,15 +250,17 @@ class Trainer:
         return dict(logs)
 
     def _total(self, terms: Mapping[str, Tensor], logs: dict[str, float], *, scale: float) -> Tensor:
-        total = sum(terms.values())
+        """Sum the loss terms (``stat/...`` entries are diagnostics: logged, not optimised)."""
+        losses = {k: v for k, v in terms.items() if not k.startswith(STAT_PREFIX)}
+        total = sum(losses.values())
         if not torch.isfinite(total):
-            bad = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items() if not torch.isfinite(v))
+            bad = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items() if not torch.isfinite(v))
             raise TrainingError(
                 f"non-finite loss {bad} at step {self.step + 1}; lower the learning rate (optim.*.lr), "
                 "try train.precision=fp32, or check the data for broken images"
             )
         for key, value in terms.items():
-            logs[key] += value.item() * scale
+            logs[key] += float(value.detach()) * scale
         return total
 
     def _autocast(self) -> contextlib.AbstractContextManager:

@@ -44,7 +44,10 @@ class Method(Protocol):
         ...
 
     def d_step(self, batch: Mapping[str, Any], out: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Named, weighted discriminator loss terms; the Trainer sums and backpropagates them."""
+        """Named, weighted discriminator loss terms; the Trainer sums and backpropagates them.
+
+        Entries named ``stat/...`` (detached scalars, e.g. ``stat/d_accuracy``) are logged but not summed.
+        """
         ...
 
     def g_step(self, batch: Mapping[str, Any], out: Mapping[str, Tensor]) -> dict[str, Tensor]:

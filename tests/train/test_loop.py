@@ -141,3 +141,18 @@ def test_resumed_run_drops_log_records_after_its_checkpoint(tiny_overrides):
     (result.run_dir / "checkpoints" / "step_00000004.safetensors").unlink()  # as if killed after step 4's log
     make_trainer([*tiny_overrides, "train.max_steps=4"]).fit(resume="auto")
     assert [r["step"] for r in losses(result.run_dir)] == [1, 2, 3, 4]
+
+
+def test_stat_terms_are_logged_but_not_optimised(tiny_overrides, monkeypatch):
+    original = Pix2Pix.d_step
+
+    def d_step_with_stat(self, batch, out):
+        terms = original(self, batch, out)
+        terms["stat/huge"] = torch.tensor(float("inf"))  # summed into the loss, it would stop training
+        return terms
+
+    monkeypatch.setattr(Pix2Pix, "d_step", d_step_with_stat)
+    trainer = make_trainer([*tiny_overrides, "train.max_steps=2"])
+    result = trainer.fit()
+    records = losses(result.run_dir)
+    assert [r["stat/huge"] for r in records] == [float("inf")] * 2
