@@ -17,27 +17,80 @@ from i2i.errors import I2IError
 def _cmd_train(args: argparse.Namespace) -> int:
     from i2i.config import load_config
     from i2i.methods import dry_run, train
+    from i2i.train import TrainingInterrupted
 
-    cfg = load_config(args.config, overrides=args.set)
+    overrides = [*args.set, *([f"data.on_bad_image={args.on_bad_image}"] if args.on_bad_image else [])]
+    cfg = load_config(args.config, overrides=overrides)
     if args.dry_run:
         result = dry_run(cfg)
         losses = ", ".join(f"{k}={v:.4g}" for k, v in result.last_logs.items())
         print(f"dry run OK: one {cfg.method} step on synthetic data ({losses})")
         return 0
-    result = train(cfg, resume=args.resume)
+    try:
+        result = train(cfg, resume=args.resume)
+    except TrainingInterrupted as stop:  # SIGTERM/SIGINT: a checkpoint of this step was saved
+        print(f"i2i: {stop}", file=sys.stderr)
+        print(f"checkpoint: {stop.checkpoint}")
+        print(f"resume with: {_resume_command(args)}")
+        return stop.exit_code
     print(f"trained {result.step} steps; run folder: {result.run_dir}")
     print(f"checkpoint: {result.checkpoint}")
+    if result.counters:
+        print(
+            "skipped: " + ", ".join(f"{k.removeprefix('skipped/')}={v}" for k, v in result.counters.items())
+        )
     return 0
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    """The command that continues an interrupted ``i2i train`` run: the same config and overrides."""
+    import shlex
+
+    parts = ["i2i", "train", args.config, *[a for item in args.set for a in ("--set", item)]]
+    if args.on_bad_image:
+        parts += ["--on-bad-image", args.on_bad_image]
+    return shlex.join([*parts, "--resume", "auto"])
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from i2i.data.check import check_dataset, format_report
+
+    with tqdm(disable=not sys.stderr.isatty(), unit="image", desc="checking") as bar:
+        report = check_dataset(args.root, min_size=args.min_size, on_image=lambda _: bar.update(1))
+    print(format_report(report))
+    return 0 if report.ok else 1
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
     from i2i.infer.translate import Translator
 
     translator = Translator.from_file(
-        args.checkpoint, net=args.net, device=args.device, precision=args.precision
+        args.checkpoint, net=args.net, direction=args.direction, device=args.device, precision=args.precision
     )
     written = translator.translate_files(args.inputs, args.output, batch_size=args.batch_size)
     print(f"translated {len(written)} image(s) into {args.output}")
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from i2i.infer.generate import generate_files
+
+    written = generate_files(
+        args.checkpoint,
+        args.output,
+        num=args.num,
+        class_index=args.class_index,
+        code=args.code,
+        interpolation=args.interpolate,
+        steps=args.steps,
+        arithmetic=args.arithmetic,
+        seed=args.seed,
+        device=args.device,
+    )
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 
@@ -63,6 +116,41 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from i2i.data import download
+
+    if args.action == "list":
+        print(download.format_dataset_table(args.root))
+    elif args.action == "info":
+        print(download.format_dataset_info(args.name, args.root))
+    else:
+        for name in args.names:
+            path = download.download_dataset(
+                name, args.root, keep_archive=args.keep_archive, quiet=args.quiet
+            )
+            print(f"{name}: ready in {path}")
+    return 0
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from i2i import hub
+
+    if args.action == "list":
+        print(hub.format_weights_table())
+    elif args.action == "info":
+        print(hub.format_weights_info(args.name))
+    elif args.action == "download":
+        print(f"{args.name}: {hub.download_weights(args.name, args.dir, quiet=args.quiet)}")
+    elif args.action == "verify":
+        ok, report = hub.verify_weights(args.path, args.name)
+        print(report)
+        return 0 if ok else 1
+    else:
+        out = hub.convert_weights(args.path, args.output, net=args.net)
+        print(f"wrote {out} and {out.with_suffix('.json')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="i2i", description="Image-to-image translation with GANs.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -77,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="auto|PATH", help="continue from this run's newest checkpoint, or a file"
     )
     p.add_argument("--dry-run", action="store_true", help="run one step on synthetic data and exit")
+    p.add_argument(
+        "--on-bad-image",
+        choices=["error", "skip"],
+        default=None,
+        help="an unreadable image stops the run (error, the default) or is skipped and counted (skip)",
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("translate", help="translate images with a trained generator")
@@ -84,10 +178,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="i2i checkpoint (.safetensors) or reference .pth")
     p.add_argument("-o", "--output", required=True, help="output folder (PNG files)")
     p.add_argument("--net", default=None, help="which net of the checkpoint (default: its generator)")
+    p.add_argument(
+        "--direction",
+        choices=["AtoB", "BtoA"],
+        default=None,
+        help="generator of a two-way (CycleGAN) checkpoint",
+    )
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.set_defaults(func=_cmd_translate)
+
+    p = sub.add_parser("generate", help="sample a noise-to-image GAN (method gan): grids, interpolations")
+    p.add_argument("--checkpoint", required=True, help="i2i checkpoint of a method: gan run")
+    p.add_argument("-o", "--output", required=True, help="output folder (samples.png, ...)")
+    p.add_argument("--num", type=int, default=None, help="images (default 64), or per row by class/code (8)")
+    p.add_argument("--class", dest="class_index", type=int, default=None, help="cGAN class (default: all)")
+    p.add_argument("--code", default=None, help="InfoGAN code: category then continuous values, e.g. 3,0.5")
+    p.add_argument("--interpolate", choices=["linear", "slerp"], default=None, help="also write strips")
+    p.add_argument("--steps", type=int, default=10, help="images per interpolation strip")
+    p.add_argument("--arithmetic", metavar="A-B+C", help="sample indices, e.g. 0,1,2-3,4,5+6,7,8")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("demo", help="offline demo: train Pix2Pix on generated data for a few minutes")
     p.add_argument("--output", default="runs/demo", help="run folder (default: runs/demo)")
@@ -96,6 +209,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list shipped recipes and registered networks")
     p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("datasets", help="list and download the reference datasets, verified and unpacked")
+    actions = p.add_subparsers(dest="action", required=True)
+    q = actions.add_parser("list", help="every dataset with size, verification, license and local state")
+    q.add_argument("--root", default="datasets", help="folder the datasets live in (default: datasets)")
+    q = actions.add_parser("info", help="URLs, digest, layout and license of one dataset")
+    q.add_argument("name")
+    q.add_argument("--root", default="datasets", help="folder the datasets live in (default: datasets)")
+    q = actions.add_parser("download", help="download, verify and unpack into ROOT/NAME")
+    q.add_argument("names", nargs="+", metavar="NAME", help="dataset name(s); see `i2i datasets list`")
+    q.add_argument("--root", default="datasets", help="folder the datasets live in (default: datasets)")
+    q.add_argument("--keep-archive", action="store_true", help="keep the archive after unpacking it")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_datasets)
+
+    p = sub.add_parser("data", help="check a dataset folder for bad images and layout problems")
+    actions = p.add_subparsers(dest="action", required=True)
+    q = actions.add_parser("check", help="scan every image (header, then decode); exit 1 if any problem")
+    q.add_argument("root", metavar="DIR", help="the dataset folder")
+    q.add_argument("--min-size", type=int, default=1, help="smallest allowed width/height in pixels")
+    p.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser("weights", help="the pretrained weights registry: list, download, verify, convert")
+    actions = p.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every model with size, verification, license and cache state")
+    q = actions.add_parser("info", help="architecture, dataset, license, URL and digest of one model")
+    q.add_argument("name")
+    q = actions.add_parser("download", help="download and verify into the cache ($I2I_HOME/weights)")
+    q.add_argument("name")
+    q.add_argument("--dir", default=None, help="download into this folder instead of the cache")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q = actions.add_parser("verify", help="check a weights file's sha256 and that it loads without code")
+    q.add_argument("path")
+    q.add_argument("--name", default=None, help="registry entry to check against (default: by digest/name)")
+    q = actions.add_parser("convert", help="export a .pth, checkpoint or registry model to safetensors")
+    q.add_argument("path", help="a .pth file, an i2i checkpoint or a registry name")
+    q.add_argument("-o", "--output", required=True, help="OUT.safetensors (OUT.json is written beside it)")
+    q.add_argument("--net", default=None, help="which net of an i2i checkpoint (default: its generator)")
+    p.set_defaults(func=_cmd_weights)
     return parser
 
 
@@ -113,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"i2i: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("i2i: interrupted", file=sys.stderr)
+        print("i2i: interrupted (the checkpoints written so far are intact)", file=sys.stderr)
         return 130
 
 

@@ -80,7 +80,8 @@ class SyntheticDataConfig:
 class DataConfig:
     """Where the images come from and how they are augmented."""
 
-    source: str = "folder"  # folder | synthetic
+    # folder | synthetic; method gan also: digits | mnist | fashion_mnist | class_folders (i2i.data.labelled)
+    source: str = "folder"
     root: str = ""
     layout: str = "auto"  # auto | aligned (A|B side by side) | folders (A/ and B/)
     direction: str = "AtoB"  # AtoB | BtoA
@@ -90,8 +91,10 @@ class DataConfig:
     crop_size: int = 256
     preprocess: str = "resize_and_crop"
     flip: bool = True
+    serial_batches: bool = False  # unpaired data: pair A[i] with B[i] instead of a random B image
     batch_size: int = 1
     num_workers: int = 2
+    on_bad_image: str = "error"  # error (stop, naming the file) | skip (use the next image; count and log)
     synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
 
 
@@ -112,6 +115,9 @@ class TrainConfig:
     sample_every: int = 500
     save_every: int = 1000
     keep_last: int = 3
+    best_metric: str = ""  # a logged term (lower is better) to keep best.safetensors by; "" disables
+    max_nonfinite_steps: int = 10  # stop after this many steps in a row with NaN/Inf losses (0: never)
+    allow_config_change: bool = False  # resume even if method/model/optim/seed/batch settings changed
 
 
 @dataclass

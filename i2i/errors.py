@@ -20,3 +20,11 @@ class DataError(I2IError):
 
 class CheckpointError(I2IError):
     """A checkpoint or weights file is missing, corrupt or of an unknown format."""
+
+
+class ArchiveError(DataError):
+    """An archive is corrupt, or refused as unsafe (paths escaping the target, links, devices, bombs)."""
+
+
+class DownloadError(DataError):
+    """A download failed, was refused (insecure redirect, HTML page) or did not match its sha256."""

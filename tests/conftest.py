@@ -8,11 +8,26 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("I2I_OFFLINE", "1")  # i2i never downloads in tests (loopback tests unset it)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One intra-op thread: the test nets are tiny, and with two threads on a 2-core machine that is also
+    running a data worker or another process, OpenMP threads spin-waiting for each other make steps 5x slower.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
 def _torch_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch_home"))
+    monkeypatch.setenv("I2I_HOME", str(tmp_path_factory.getbasetemp() / "i2i_home"))  # weights cache
 
 
 TINY = [

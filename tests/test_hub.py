@@ -17,7 +17,7 @@ from i2i.config import load_config
 from i2i.errors import CheckpointError
 from i2i.hub import load_model, load_model_with_info
 from i2i.methods import Pix2Pix, build_method, first_items
-from i2i.nets import PatchDiscriminator, PixelDiscriminator, UNetGenerator
+from i2i.nets import PatchDiscriminator, PixelDiscriminator, ResNetGenerator, UNetGenerator
 from i2i.statefile import save_checkpoint
 from i2i.train import Trainer
 
@@ -27,6 +27,7 @@ CLASSES = {
     "UnetGenerator": UNetGenerator,
     "NLayerDiscriminator": PatchDiscriminator,
     "PixelDiscriminator": PixelDiscriminator,
+    "ResnetGenerator": ResNetGenerator,
 }
 
 
@@ -196,7 +197,7 @@ def test_basicsr_weights_get_a_clear_error(tmp_path: Path, key: str) -> None:
     assert str(path) in str(err.value)
 
 
-def test_junyanz_resnet_generator_is_named_as_unsupported(tmp_path: Path) -> None:
+def test_incomplete_junyanz_resnet_generator_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "latest_net_G_A.pth"
     torch.save(
         {

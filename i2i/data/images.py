@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import cv2
@@ -97,11 +98,46 @@ def _undecodable(path: Path, reason: object) -> DataError:
     return DataError(f"{path} cannot be decoded ({reason}); re-export it or delete it.")
 
 
-def _bomb(path: Path) -> DataError:
+def _bomb(path: Path, width: int | None = None, height: int | None = None, detail: object = "") -> DataError:
+    size = f" ({width}x{height} = {width * height} px per its header)" if width and height else ""
+    size = size or (f" ({detail})" if detail else "")
     return DataError(
-        f"{path} has too many pixels to open safely (PIL decompression-bomb guard, limit "
-        f"{Image.MAX_IMAGE_PIXELS} px); downscale it, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust it."
+        f"{path} has too many pixels to open safely{size}; the decompression-bomb limit is "
+        f"{Image.MAX_IMAGE_PIXELS} px (PIL.Image.MAX_IMAGE_PIXELS). Downscale it, or raise "
+        "PIL.Image.MAX_IMAGE_PIXELS if you trust it."
     )
+
+
+def _check_pixel_count(path: Path, width: int, height: int) -> None:
+    """Refuse a header that promises more pixels than the limit, before anything is decoded.
+
+    PIL itself only warns up to twice its limit and would decode such an image.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and width * height > limit:
+        raise _bomb(path, width, height)
+
+
+def _sniff(path: Path) -> str:
+    """Why a file no decoder recognises is not an image, judged from its first bytes."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError as err:
+        return f"unreadable: {err.strerror or err}"
+    if head.startswith(b"version https://git-lfs"):
+        return "it is a Git LFS pointer file, not the image: run `git lfs pull` where the dataset came from"
+    lowered = head.lstrip().lower()
+    if lowered.startswith((b"<!doctype html", b"<html")):
+        return "it is an HTML page, not an image: the download probably failed; download it again"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if text and b"\0" not in head and all(c.isprintable() or c in "\r\n\t" for c in text):
+        first = text.strip().splitlines()[0][:40] if text.strip() else ""
+        return f"it is a text file, not an image (it starts with {first!r})"
+    return "not a recognised image format"
 
 
 def _check_file(path: str | Path) -> Path:
@@ -110,6 +146,11 @@ def _check_file(path: str | Path) -> Path:
         raise DataError(f"Image file {path} does not exist; check the path.")
     if not path.is_file():
         raise DataError(f"{path} is not a file; pass an image file.")
+    if path.stat().st_size == 0:
+        raise DataError(
+            f"{path} is empty (0 bytes); the copy or download was probably interrupted: copy it again or "
+            "delete it."
+        )
     return path
 
 
@@ -242,55 +283,72 @@ def read_image(path: str | Path, *, min_size: int = 1) -> np.ndarray:
         DataError: the file is missing, cannot be decoded, is a decompression bomb or is too small.
     """
     path = _check_file(path)
-    array: np.ndarray | None = None
     try:
-        with Image.open(path) as image:
-            high_depth = _needs_cv2(image)  # before load(): decoding clears the tile info it reads
-            image.load()  # decode now: truncation and corruption surface here, not later
-            orientation = _orientation(image)
-            decoded = _cv2_decode(path) if high_depth else None
-            if decoded is not None:
-                array = _to_rgb(decoded, path, bgr=True)
-            else:
-                if high_depth:
-                    logger.warning("%s: OpenCV cannot read it; falling back to PIL's decoding.", path)
-                array = _to_rgb(_pil_to_array(image), path, bgr=False)
+        array, orientation = _decode(path)
+    except DataError:
+        raise
     except Image.DecompressionBombError as err:
-        raise _bomb(path) from err
+        raise _bomb(path, detail=err) from err
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as err:
+        raise _undecodable(path, err) from err
+    except Exception as err:  # decoders fail in many ways on hostile files: all of them mean "bad file"
+        raise _undecodable(path, f"{type(err).__name__}: {err}") from err
+    array = np.ascontiguousarray(apply_orientation(array, orientation))
+    ensure_min_size(path, array.shape[1], array.shape[0], min_size)
+    return array
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    """The pixels of ``path`` as RGB float32 and its EXIF orientation (not yet applied)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
     except UnidentifiedImageError as err:
         # PIL cannot open e.g. float RGB TIFFs; OpenCV can (it ignores EXIF orientation there).
         decoded = _cv2_decode(path)
         if decoded is None:
-            raise _undecodable(path, "not a recognised image format") from err
-        orientation = 1
-        array = _to_rgb(decoded, path, bgr=True)
-    except DataError:
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as err:
-        raise _undecodable(path, err) from err
-    array = np.ascontiguousarray(apply_orientation(array, orientation))
-    ensure_min_size(path, array.shape[1], array.shape[0], min_size)
-    return array
+            raise _undecodable(path, _sniff(path)) from err
+        return _to_rgb(decoded, path, bgr=True), 1
+    with image:
+        _check_pixel_count(path, *image.size)  # from the header, before any decoding
+        high_depth = _needs_cv2(image)  # before load(): decoding clears the tile info it reads
+        image.load()  # decode now: truncation and corruption surface here, not later
+        orientation = _orientation(image)
+        decoded = _cv2_decode(path) if high_depth else None
+        if decoded is not None:
+            return _to_rgb(decoded, path, bgr=True), orientation
+        if high_depth:
+            logger.warning("%s: OpenCV cannot read it; falling back to PIL's decoding.", path)
+        return _to_rgb(_pil_to_array(image), path, bgr=False), orientation
 
 
 def read_image_size(path: str | Path) -> tuple[int, int]:
     """``(width, height)`` as :func:`read_image` would return it, read from the header only.
 
     Raises:
-        DataError: the file is missing or its header cannot be read.
+        DataError: the file is missing, its header cannot be read or promises too many pixels.
     """
     path = _check_file(path)
     try:
-        with Image.open(path) as image:  # lazy: reads the header, not the pixels
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)  # lazy: reads the header, not the pixels
+        with image:
             width, height = image.size
+            _check_pixel_count(path, width, height)
             orientation = _orientation(image)
+    except DataError:
+        raise
     except Image.DecompressionBombError as err:
-        raise _bomb(path) from err
+        raise _bomb(path, detail=err) from err
     except UnidentifiedImageError:
         height, width = read_image(path).shape[:2]  # rare formats only PIL can't parse: decode fully
         return width, height
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise _undecodable(path, err) from err
+    except Exception as err:  # see read_image
+        raise _undecodable(path, f"{type(err).__name__}: {err}") from err
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 

@@ -8,16 +8,18 @@ architecture, so the architecture is read back from the key layout and the tenso
   from the outermost convs.
 - ``NLayerDiscriminator`` (``basic`` / ``n_layers``): ``model.<index>.weight``; ``num_layers`` = convs - 2.
 - ``PixelDiscriminator`` (``pixel``): ``net.<index>.weight``.
-- ``ResnetGenerator`` is recognised but not supported yet.
+- ``ResnetGenerator`` (``resnet_6blocks`` / ``resnet_9blocks``): ``model.<index>...`` with residual blocks
+  ``model.<10+i>.conv_block.<j>``; with dropout the second conv of a block is ``conv_block.6`` instead of
+  ``conv_block.5``, so dropout is detected for this family.
 
 The norm follows from what the reference saves: BatchNorm layers have ``weight`` and ``running_mean``;
 InstanceNorm (affine-free) layers save nothing, but then the convs carry biases; with no norm, neither.
 
-Dropout leaves no trace in a state dict (``nn.Dropout`` is the last entry of its block and has no
-parameters, so no index shifts), so it cannot be detected. We assume the reference's defaults: U-Nets with
-batch norm are pix2pix models, trained with dropout (pix2pix keeps ``use_dropout``); other norms are taken as
-CycleGAN-style models (``--no_dropout``). Dropout only matters when training is resumed; imported nets are
-returned in eval mode, where it is inactive.
+In the U-Net, dropout leaves no trace in a state dict (``nn.Dropout`` is the last entry of its block and
+has no parameters, so no index shifts), so it cannot be detected there. We assume the reference's defaults:
+U-Nets with batch norm are pix2pix models, trained with dropout (pix2pix keeps ``use_dropout``); other
+norms are taken as CycleGAN-style models (``--no_dropout``). Dropout only matters when training is
+resumed; imported nets are returned in eval mode, where it is inactive.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from i2i.importers.torch_file import load_torch_file
 
 SUPPORTED = (
     "junyanz/pytorch-CycleGAN-and-pix2pix bare state_dicts (torch.save(net.state_dict())) of UnetGenerator "
-    "(unet_128/unet_256), NLayerDiscriminator (basic/n_layers) and PixelDiscriminator (pixel)"
+    "(unet_128/unet_256), ResnetGenerator (resnet_6blocks/resnet_9blocks), NLayerDiscriminator "
+    "(basic/n_layers) and PixelDiscriminator (pixel)"
 )
 _STATS = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -58,7 +61,7 @@ class ImportedNet:
 
 
 def is_junyanz_state_dict(state_dict: Mapping[str, Tensor]) -> bool:
-    """Whether ``state_dict`` has a junyanz key layout (including the not-yet-supported ResNet generator)."""
+    """Whether ``state_dict`` has a junyanz key layout."""
     try:
         return _detect(_clean(state_dict)) is not None
     except CheckpointError:
@@ -89,14 +92,10 @@ def import_junyanz(state_dict: Mapping[str, Tensor]) -> ImportedNet:
     """
     sd = _clean(state_dict)
     kind = _detect(sd)
-    if kind == "resnet":
-        raise CheckpointError(
-            "this is a junyanz ResnetGenerator checkpoint (resnet_6blocks/resnet_9blocks, keys "
-            "'model.N.conv_block...'); ResNet generators are not supported yet"
-        )
     if kind is None:
         raise _layout_error("unrecognised checkpoint layout", sd)
-    name, kwargs, module_map = {"unet": _unet, "patchgan": _patchgan, "pixel": _pixel}[kind](sd)
+    builders = {"unet": _unet, "resnet": _resnet, "patchgan": _patchgan, "pixel": _pixel}
+    name, kwargs, module_map = builders[kind](sd)
     imported = ImportedNet(name, kwargs, _rename(sd, module_map))
     _check_against_net(imported)
     return imported
@@ -197,6 +196,55 @@ def _unet(sd: Mapping[str, Tensor]) -> tuple[str, dict[str, Any], dict[str, str]
         {f"{inner}1": f"down.{i}.conv", f"{inner}3": f"up.{i}.conv", f"{inner}4": f"up.{i}.norm"}
     )
     return "unet", kwargs, module_map
+
+
+def _resnet(sd: Mapping[str, Tensor]) -> tuple[str, dict[str, Any], dict[str, str]]:
+    # Sequential: pad 0, conv7 1, norm 2, relu 3 | conv 4, norm 5, relu 6 | conv 7, norm 8, relu 9 |
+    # blocks 10 .. 10+B-1 | convT 10+B, norm 11+B, relu | convT 13+B, norm 14+B, relu | pad, conv7 17+B, tanh.
+    # A block: [pad 0, conv 1, norm 2, relu 3, (dropout 4), pad, conv 5|6, norm 6|7].
+    block_ids = sorted({int(k.split(".")[1]) for k in sd if ".conv_block." in k})
+    num_blocks = len(block_ids)
+    if block_ids != list(range(10, 10 + num_blocks)) or "model.1.weight" not in sd:
+        raise _layout_error("unexpected ResnetGenerator layout", sd)
+    dropout = "model.10.conv_block.6.weight" in sd and sd["model.10.conv_block.6.weight"].ndim == 4
+    norm = "batch" if "model.2.weight" in sd else "instance" if "model.1.bias" in sd else "none"
+    first, head = sd["model.1.weight"], sd.get(f"model.{17 + num_blocks}.weight")
+    if head is None:
+        raise _layout_error("ResnetGenerator output conv missing", sd)
+    kwargs = {
+        "in_channels": first.shape[1],
+        "out_channels": head.shape[0],
+        "base_channels": first.shape[0],
+        "num_blocks": num_blocks,
+        "norm": norm,
+        "dropout": dropout,
+    }
+    b = num_blocks
+    module_map = {
+        "model.1": "stem.conv",
+        "model.2": "stem.norm",
+        "model.4": "down.0.conv",
+        "model.5": "down.0.norm",
+        "model.7": "down.1.conv",
+        "model.8": "down.1.norm",
+        f"model.{10 + b}": "up.0.conv",
+        f"model.{11 + b}": "up.0.norm",
+        f"model.{13 + b}": "up.1.conv",
+        f"model.{14 + b}": "up.1.norm",
+        f"model.{17 + b}": "head.conv",
+    }
+    second = 6 if dropout else 5
+    for i in range(num_blocks):
+        prefix = f"model.{10 + i}.conv_block"
+        module_map.update(
+            {
+                f"{prefix}.1": f"blocks.{i}.body.conv1",
+                f"{prefix}.2": f"blocks.{i}.body.norm1",
+                f"{prefix}.{second}": f"blocks.{i}.body.conv2",
+                f"{prefix}.{second + 1}": f"blocks.{i}.body.norm2",
+            }
+        )
+    return "resnet", kwargs, module_map
 
 
 def _patchgan(sd: Mapping[str, Tensor]) -> tuple[str, dict[str, Any], dict[str, str]]:

@@ -20,6 +20,7 @@ from i2i.data.images import image_to_tensor, is_image_file, list_images, read_im
 from i2i.device import autocast_dtype, select_device, select_precision
 from i2i.errors import ConfigError, DataError
 from i2i.hub import load_model_with_info
+from i2i.statefile import is_checkpoint, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,28 @@ class Translator:
 
     @classmethod
     def from_file(
-        cls, path: str | Path, *, net: str | None = None, device: str = "auto", precision: str = "auto"
+        cls,
+        path: str | Path,
+        *,
+        net: str | None = None,
+        direction: str | None = None,
+        device: str = "auto",
+        precision: str = "auto",
     ) -> Translator:
-        """A Translator for an i2i checkpoint or a reference ``.pth`` generator."""
+        """A Translator for an i2i checkpoint or a reference ``.pth`` generator.
+
+        Args:
+            path: The checkpoint or weights file.
+            net: Which net of an i2i checkpoint (default: its first generator).
+            direction: ``AtoB`` or ``BtoA``: the generator of that direction in a two-way (CycleGAN)
+                checkpoint. A single-generator file translates the way it was trained (``AtoB``).
+            device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+            precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+        """
+        if direction is not None:
+            if net is not None:
+                raise ConfigError("give either --net or --direction, not both")
+            net = generator_for_direction(path, direction)
         model, info = load_model_with_info(path, net=net)
         return cls(model, device=device, precision=precision, value_range=info.value_range)
 
@@ -158,6 +178,29 @@ class Translator:
             pending.append((path, tensor))
         flush()
         return written
+
+
+def generator_for_direction(path: str | Path, direction: str) -> str | None:
+    """The net of checkpoint ``path`` that translates in ``direction`` (None: the file's only generator)."""
+    if direction not in ("AtoB", "BtoA"):
+        raise ConfigError(f"--direction must be AtoB or BtoA, got {direction!r}")
+    if not is_checkpoint(path):
+        if direction == "BtoA":
+            raise ConfigError(
+                f"{path} holds a single generator, which translates one way; drop --direction BtoA "
+                "(or use the generator file trained for the other direction)"
+            )
+        return None
+    specs = load_checkpoint(path, prefix="specs")
+    for name, spec in specs.items():
+        if spec.get("direction") == direction:
+            return name
+    if direction == "AtoB":
+        return None  # a one-way (Pix2Pix) model: its generator is the AtoB one
+    raise ConfigError(
+        f"{path} translates one way only (nets: {', '.join(specs)}); for BtoA train a model with "
+        "data.direction=BtoA, or use a CycleGAN checkpoint"
+    )
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:

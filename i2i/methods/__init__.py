@@ -11,11 +11,13 @@ from torch.utils.data import Dataset, default_collate
 
 from i2i.config import Config
 from i2i.errors import ConfigError
+from i2i.methods.cyclegan import CycleGAN, CycleGANConfig
+from i2i.methods.gan import GAN, GANConfig
 from i2i.methods.pix2pix import Pix2Pix, Pix2PixConfig
 from i2i.train import Trainer, TrainResult
 from i2i.train.loop import seed_everything
 
-METHODS: dict[str, Any] = {"pix2pix": Pix2Pix}
+METHODS: dict[str, Any] = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN, "gan": GAN}
 
 
 def method_class(name: str) -> Any:
@@ -63,6 +65,10 @@ def dry_run(cfg: Config) -> TrainResult:
 
 __all__ = [
     "METHODS",
+    "GAN",
+    "GANConfig",
+    "CycleGAN",
+    "CycleGANConfig",
     "Pix2Pix",
     "Pix2PixConfig",
     "build_method",

@@ -16,12 +16,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from i2i import nets
 from i2i.config import Config, NetConfig, register_method_config
 from i2i.data import PairedDataset, PairedTransform, SyntheticPairedDataset
 from i2i.errors import ConfigError
 from i2i.losses import GAN_KINDS, d_loss, g_loss, l1_loss
-from i2i.nets.layers import init_weights
+from i2i.train.method import build_net
 
 
 @register_method_config("pix2pix")
@@ -43,18 +42,6 @@ class Pix2PixConfig:
     init_gain: float = 0.02
 
 
-def _build(spec: NetConfig, path: str, **fixed: Any) -> tuple[nn.Module, dict[str, Any]]:
-    """Build a registered net, naming the config path on errors; ``fixed`` args come from the method."""
-    clash = sorted(set(fixed) & set(spec.args))
-    if clash:
-        raise ConfigError(f"{path}.args.{clash[0]}: set by the method (from model.in_channels/out_channels)")
-    args = {**spec.args, **fixed}
-    try:
-        return nets.build(spec.name, **args), args
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-
-
 class Pix2Pix:
     """Pix2Pix over a U-Net generator ``g`` and a conditional PatchGAN ``d``.
 
@@ -70,16 +57,12 @@ class Pix2Pix:
                 f"model.gan_loss: unknown kind {cfg.gan_loss!r}; choose one of {', '.join(GAN_KINDS)}"
             )
         self.cfg = cfg
-        g, g_args = _build(
-            cfg.generator, "model.generator", in_channels=cfg.in_channels, out_channels=cfg.out_channels
-        )
-        d, d_args = _build(
-            cfg.discriminator, "model.discriminator", in_channels=cfg.in_channels + cfg.out_channels
-        )
-        self.nets = {
-            "g": init_weights(g, cfg.init, cfg.init_gain),
-            "d": init_weights(d, cfg.init, cfg.init_gain),
-        }
+        init = {"init": cfg.init, "init_gain": cfg.init_gain}
+        channels = {"in_channels": cfg.in_channels, "out_channels": cfg.out_channels}
+        g, g_args = build_net(cfg.generator, "model.generator", **init, **channels)
+        d_in = cfg.in_channels + cfg.out_channels  # D sees the input and the output together
+        d, d_args = build_net(cfg.discriminator, "model.discriminator", **init, in_channels=d_in)
+        self.nets = {"g": g, "d": d}
         self.specs = {
             "g": {"name": cfg.generator.name, "args": g_args, "value_range": [-1, 1]},
             "d": {"name": cfg.discriminator.name, "args": d_args, "value_range": [-1, 1]},

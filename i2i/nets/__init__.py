@@ -6,11 +6,20 @@ Importing this package imports every family module, which registers its networks
 from __future__ import annotations
 
 from i2i.nets import layers
+from i2i.nets.dcgan import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from i2i.nets.encdec import EncoderDecoderGenerator
 from i2i.nets.patchgan import PatchDiscriminator, PixelDiscriminator
 from i2i.nets.registry import build, list, register, signature_of
+from i2i.nets.resnet import ResNetGenerator
 from i2i.nets.unet import UNetGenerator
 
 __all__ = [
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "MLPDiscriminator",
+    "MLPGenerator",
+    "EncoderDecoderGenerator",
+    "ResNetGenerator",
     "PatchDiscriminator",
     "PixelDiscriminator",
     "UNetGenerator",

@@ -2,5 +2,6 @@
 
 from i2i.train.loop import Trainer, TrainingError, TrainResult
 from i2i.train.method import Method
+from i2i.train.signals import TrainingInterrupted
 
-__all__ = ["Method", "Trainer", "TrainResult", "TrainingError"]
+__all__ = ["Method", "Trainer", "TrainResult", "TrainingError", "TrainingInterrupted"]

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
+import re
 import sys
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,27 +27,33 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from i2i.config import Config, config_to_dict, dump_config
+from i2i.data.badimages import BAD_IMAGES_KEY, SkipBadImages, one_line
 from i2i.data.images import save_image
 from i2i.data.sampler import ResumableBatchSampler
 from i2i.device import autocast_dtype, select_device, select_precision
-from i2i.errors import CheckpointError, ConfigError, I2IError
+from i2i.errors import CheckpointError, ConfigError, DataError, I2IError
 from i2i.train.checkpoint import (
     checkpoint_path,
+    config_differences,
     find_resumable,
     list_checkpoints,
-    load_checkpoint,
+    load_verified,
     prune_checkpoints,
+    save_best,
     save_checkpoint,
 )
 from i2i.train.ema import EMA
+from i2i.train.guard import StepHealth, grads_finite, nonfinite_nets
 from i2i.train.logging import MetricsLogger, sample_grid
 from i2i.train.method import Method, adam, group_parameters
 from i2i.train.schedule import lr_factor
+from i2i.train.signals import GracefulStop, TrainingInterrupted, isolate_worker_signals, signal_name
 
 log = logging.getLogger(__name__)
 
 
 STAT_PREFIX = "stat/"
+BAD_IMAGE_POLICIES = ("error", "skip")
 
 
 class TrainingError(I2IError):
@@ -89,10 +98,18 @@ class TrainResult:
     checkpoint: Path
     step: int
     last_logs: dict[str, float]
+    counters: dict[str, int] = field(default_factory=dict)  # skipped steps and bad images, see Trainer
 
 
 class Trainer:
     """Trains a :class:`~i2i.train.method.Method` on a dataset.
+
+    Reliability: a step whose loss or gradients are NaN/Inf is skipped (named in a warning, counted in
+    the metrics as ``skipped/nonfinite``) and ``train.max_nonfinite_steps`` of them in a row stop the
+    run; fp16 updates the GradScaler skipped are counted as ``skipped/amp``; a model with non-finite
+    weights is never saved; SIGTERM/SIGINT end the run at a step boundary with a checkpoint
+    (:class:`~i2i.train.signals.TrainingInterrupted`); a bad image stops the run with a checkpoint, or is
+    skipped and counted (``skipped/bad_images``) with ``data.on_bad_image=skip``.
 
     Args:
         cfg: The resolved run config (``train``, ``optim``, ``data.batch_size``, ``seed``, ``run_dir``).
@@ -100,6 +117,11 @@ class Trainer:
         train_set: Dataset whose ``__getitem__`` accepts ``(index, sample_seed)`` keys.
         sample_batch: A fixed batch for the sample grids (e.g. the first test images); None for none.
         progress: Show a progress bar (defaults to when stderr is a terminal).
+
+    Attributes:
+        eval_metrics: Latest evaluation results by name (e.g. ``"fid"``), filled by evaluation code;
+            ``train.best_metric`` is looked up here first, then among the loss terms logged since the
+            last checkpoint.
     """
 
     def __init__(
@@ -119,6 +141,10 @@ class Trainer:
         tcfg = cfg.train
         if tcfg.grad_accum < 1 or tcfg.n_critic < 1:
             raise ConfigError("train.grad_accum and train.n_critic must be at least 1")
+        if cfg.data.on_bad_image not in BAD_IMAGE_POLICIES:
+            raise ConfigError(
+                f"data.on_bad_image: {cfg.data.on_bad_image!r}; choose {' or '.join(BAD_IMAGE_POLICIES)}"
+            )
         self.device = select_device(tcfg.device)
         self.precision = select_precision(tcfg.precision, self.device)
         for net in method.nets.values():
@@ -129,8 +155,8 @@ class Trainer:
         self.optimizers = {g: adam(group_parameters(method, g), cfg.optim[g]) for g in method.groups}
 
         self.sampler = ResumableBatchSampler(len(train_set), cfg.data.batch_size, seed=cfg.seed)
-        batches_per_step = tcfg.grad_accum * tcfg.n_critic
-        self.steps_per_epoch = max(1, self.sampler.batches_per_epoch // batches_per_step)
+        self.batches_per_step = tcfg.grad_accum * tcfg.n_critic
+        self.steps_per_epoch = max(1, self.sampler.batches_per_epoch // self.batches_per_step)
         self.total_steps = tcfg.max_steps or (tcfg.epochs + tcfg.epochs_decay) * self.steps_per_epoch
         factor = lr_factor(
             tcfg.lr_schedule, total_steps=self.total_steps, epochs=tcfg.epochs, epochs_decay=tcfg.epochs_decay
@@ -144,6 +170,19 @@ class Trainer:
         self.batches_seen = 0
         self.run_dir = cfg.run_dir
         self.checkpoint_dir = self.run_dir / "checkpoints"
+        # Reliability bookkeeping (saved in checkpoints, so a resumed run logs the same counts).
+        self.nonfinite_steps = 0  # steps with an update skipped for NaN/Inf losses or gradients
+        self.nonfinite_streak = 0  # of them, how many in a row up to now
+        self.amp_skipped = 0  # fp16 updates the GradScaler skipped (inf/NaN gradients at that scale)
+        self.bad_images: list[str] = []  # problems met with data.on_bad_image=skip, one per file
+        self.best: dict[str, Any] = {"metric": tcfg.best_metric, "value": None, "step": None}
+        self.eval_metrics: dict[str, float] = {}
+        self._since_save: dict[str, float] = defaultdict(float)
+        self._since_save_count = 0
+        self._saved_step: int | None = None
+        self._health = StepHealth({})
+        self._scaler_pending = False
+        self._warned_best = False
 
     # ------------------------------------------------------------------ the loop
 
@@ -154,6 +193,12 @@ class Trainer:
             resume: None, ``"auto"`` (this run's newest complete checkpoint) or a checkpoint path.
             stop_at: Stop (and save) at this step instead, e.g. to split a run over several jobs; the
                 schedule is still that of the whole run.
+
+        Raises:
+            TrainingInterrupted: on SIGTERM/SIGINT, after saving a checkpoint at the current step.
+            TrainingError: after ``train.max_nonfinite_steps`` steps in a row with NaN/Inf losses.
+            DataError: an image cannot be read (``data.on_bad_image=error``); a checkpoint of the last
+                completed step is saved first.
         """
         end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
         if not resume and list_checkpoints(self.checkpoint_dir):
@@ -161,107 +206,197 @@ class Trainer:
                 f"{self.run_dir} already holds checkpoints of an earlier run; continue it with "
                 "--resume auto, or start a new run under another name (--set name=...)"
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(dump_config(self.cfg), encoding="utf-8")
+        self._prepare_run_dir()
         if resume:
             self.resume(resume)
         else:
             seed_everything(self.cfg.seed)
         batches = self._batches()
-        metrics = MetricsLogger(self.run_dir, after_step=self.step)
+        metrics = self._open_metrics()
         running: dict[str, float] = defaultdict(float)
         count = 0
         last_logs: dict[str, float] = {}
         last_checkpoint = None
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step")
         try:
-            while self.step < end:
-                terms = self.train_step(batches)
-                self.step += 1
-                bar.update(1)
-                for key, value in terms.items():
-                    running[key] += value
-                count += 1
-                done = self.step == end
-                if done or self.step % max(1, self.cfg.train.log_every) == 0:
-                    last_logs = {k: v / count for k, v in running.items()}
-                    metrics.log(self.step, last_logs)
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in last_logs.items() if k != "lr"})
-                    running.clear()
-                    count = 0
-                every = self.cfg.train.sample_every
-                if self.sample_batch is not None and (done or (every > 0 and self.step % every == 0)):
-                    self.save_samples()
-                every = self.cfg.train.save_every
-                if done or (every > 0 and self.step % every == 0):
-                    last_checkpoint = self.save()
+            with GracefulStop() as stop:
+                while self.step < end:
+                    try:
+                        step_batches = self._fetch_step(batches)
+                    except Exception:
+                        if not stop.requested:  # e.g. workers killed by the same SIGTERM: still save
+                            raise
+                        raise self._interrupted(stop.signum, last_checkpoint) from None
+                    terms = self.train_step(iter(step_batches))
+                    self.step += 1
+                    bar.update(1)
+                    for key, value in terms.items():
+                        running[key] += value
+                        self._since_save[key] += value
+                    count += 1
+                    self._since_save_count += 1
+                    done = self.step == end
+                    if done or self.step % max(1, self.cfg.train.log_every) == 0:
+                        last_logs = {k: v / count for k, v in running.items()}
+                        last_logs.update(self.counters())
+                        metrics.log(self.step, last_logs)
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in last_logs.items() if k != "lr"})
+                        running.clear()
+                        count = 0
+                    every = self.cfg.train.save_every
+                    if done or (every > 0 and self.step % every == 0):
+                        last_checkpoint = self.save()
+                    every = self.cfg.train.sample_every
+                    if self.sample_batch is not None and (done or (every > 0 and self.step % every == 0)):
+                        try:
+                            self.save_samples()
+                        except OSError as exc:  # a sample grid is not worth stopping the run for
+                            log.warning("could not write the sample grid of step %d: %s", self.step, exc)
+                    if stop.requested and not done:
+                        if count:  # the steps since the last log line, so none goes unrecorded
+                            metrics.log(
+                                self.step, {**{k: v / count for k, v in running.items()}, **self.counters()}
+                            )
+                        raise self._interrupted(stop.signum, last_checkpoint)
         finally:
+            batches.close()  # shuts the DataLoader workers down now, also on errors
             bar.close()
             metrics.close()
         if last_checkpoint is None:  # resumed a run that had already finished
             last_checkpoint = self.save()
-        return TrainResult(self.run_dir, last_checkpoint, self.step, last_logs)
+        return TrainResult(self.run_dir, last_checkpoint, self.step, last_logs, self.counters())
+
+    def counters(self) -> dict[str, int]:
+        """The non-zero reliability counts, as logged: ``skipped/nonfinite``, ``skipped/amp``, ..."""
+        counts = {
+            "skipped/nonfinite": self.nonfinite_steps,
+            "skipped/amp": self.amp_skipped,
+            "skipped/bad_images": len(self.bad_images),
+        }
+        return {k: v for k, v in counts.items() if v}
 
     def train_step(self, batches: Iterator[dict[str, Any]]) -> dict[str, float]:
         """One generator step: ``n_critic`` discriminator updates, then one generator update.
 
         With one micro-batch and on the last critic update, the generator's forward pass is shared by
         both updates (as in the reference implementation); otherwise it is recomputed for the generator.
+        An update whose loss or gradients are not finite is skipped (see :class:`Trainer`).
         """
         tcfg, method = self.cfg.train, self.method
-        accum = tcfg.grad_accum
+        accum, n_critic = tcfg.grad_accum, tcfg.n_critic
+        # All of the step's batches first: a bad file then stops the run before any update.
+        groups = [[next(batches) for _ in range(accum)] for _ in range(n_critic)]
         logs: dict[str, float] = defaultdict(float)
+        self._health = StepHealth(method.nets)
         d_nets = [method.nets[n] for n in method.groups["d"]]
-        for critic in range(tcfg.n_critic):
-            group = [to_device(next(batches), self.device) for _ in range(accum)]
-            reuse = accum == 1 and critic == tcfg.n_critic - 1
-            outs = []
+        outs: list[dict[str, Tensor]] = []
+        group: list[dict[str, Any]] = []
+        for critic, cpu_group in enumerate(groups):
+            group = [to_device(batch, self.device) for batch in cpu_group]
+            reuse = accum == 1 and critic == n_critic - 1
             _requires_grad(d_nets, True)
             self.optimizers["d"].zero_grad(set_to_none=True)
+            finite = True
             for batch in group:
                 with self._autocast():
                     with torch.set_grad_enabled(reuse):
                         out = method.forward(batch)
-                    loss = self._total(method.d_step(batch, out), logs, scale=1.0 / (accum * tcfg.n_critic))
-                self.scaler.scale(loss / accum).backward()
+                    loss = self._total(method.d_step(batch, out), logs, scale=1.0 / (accum * n_critic))
                 if reuse:
                     outs.append(out)
-            self.scaler.step(self.optimizers["d"])
+                finite = finite and loss is not None
+                if finite:
+                    self.scaler.scale(loss / accum).backward()
+            self._apply("d", finite)
+            self._update_scaler()
 
         _requires_grad(d_nets, False)  # no D weight gradients from the generator's loss
         g_groups = [g for g in self.optimizers if g != "d"]
         for g in g_groups:
             self.optimizers[g].zero_grad(set_to_none=True)
+        finite = True
         for i, batch in enumerate(group):
             with self._autocast():
                 out = outs[i] if reuse else method.forward(batch)
                 loss = self._total(method.g_step(batch, out), logs, scale=1.0 / accum)
-            self.scaler.scale(loss / accum).backward()
+            finite = finite and loss is not None
+            if finite:
+                self.scaler.scale(loss / accum).backward()
         _requires_grad(d_nets, True)
         for g in g_groups:
-            self.scaler.step(self.optimizers[g])
-        self.scaler.update()
+            self._apply(g, finite)
+        self._update_scaler()
+        self._after_nonfinite()
 
         for name, ema in self.ema.items():
             ema.update(method.nets[name])
         logs["lr"] = next(iter(self.optimizers.values())).param_groups[0]["lr"]  # the rate this step used
-        for scheduler in self.schedulers.values():
-            scheduler.step()
+        with warnings.catch_warnings():  # a skipped update is not the misuse this warning is about
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
+            for scheduler in self.schedulers.values():
+                scheduler.step()
         return dict(logs)
 
-    def _total(self, terms: Mapping[str, Tensor], logs: dict[str, float], *, scale: float) -> Tensor:
-        """Sum the loss terms (``stat/...`` entries are diagnostics: logged, not optimised)."""
+    def _total(self, terms: Mapping[str, Tensor], logs: dict[str, float], *, scale: float) -> Tensor | None:
+        """Sum the loss terms (``stat/...`` entries are diagnostics: logged, not optimised).
+
+        Returns None, noting the culprit terms, when the sum is not finite.
+        """
         losses = {k: v for k, v in terms.items() if not k.startswith(STAT_PREFIX)}
         total = sum(losses.values())
         if not torch.isfinite(total):
             bad = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items() if not torch.isfinite(v))
-            raise TrainingError(
-                f"non-finite loss {bad} at step {self.step + 1}; lower the learning rate (optim.*.lr), "
-                "try train.precision=fp32, or check the data for broken images"
-            )
+            self._health.bad_terms.append(bad or f"total={float(total):.4g}")
+            return None
         for key, value in terms.items():
             logs[key] += float(value.detach()) * scale
         return total
+
+    def _apply(self, group: str, finite: bool) -> None:
+        """Step one optimizer, or skip the update (zeroing its gradients) if anything was not finite."""
+        optimizer = self.optimizers[group]
+        if finite and not self.scaler.is_enabled() and not grads_finite(optimizer):
+            self._health.bad_grads.append(group)
+            finite = False
+        if not finite:
+            optimizer.zero_grad(set_to_none=True)
+            self._health.skipped.append(group)
+            return
+        self.scaler.step(optimizer)
+        self._scaler_pending = True
+
+    def _update_scaler(self) -> None:
+        """GradScaler update after each optimizer round; counts the fp16 updates it skipped."""
+        if not self._scaler_pending:
+            return
+        self._scaler_pending = False
+        if not self.scaler.is_enabled():
+            return
+        before = self.scaler.get_scale()
+        self.scaler.update()
+        if self.scaler.get_scale() < before:  # it found inf/NaN gradients and skipped the update
+            self.amp_skipped += 1
+
+    def _after_nonfinite(self) -> None:
+        """Count a step with skipped updates; undo poisoned buffers; stop after too many in a row."""
+        health, step = self._health, self.step + 1
+        if health.ok:
+            self.nonfinite_streak = 0
+            return
+        self.nonfinite_steps += 1
+        self.nonfinite_streak += 1
+        log.warning(health.finish(self.method.nets, step))
+        limit = self.cfg.train.max_nonfinite_steps
+        if limit > 0 and self.nonfinite_streak >= limit:
+            saved = (
+                f"the last checkpoint is step {self._saved_step}" if self._saved_step else "none was saved"
+            )
+            raise TrainingError(
+                f"{self.nonfinite_streak} steps in a row had non-finite losses or gradients (the last: "
+                f"{health.describe(step)}); training stopped without saving ({saved}). Lower the learning "
+                "rate (optim.*.lr), try train.precision=fp32, or check the data (i2i data check ROOT), then "
+                "continue with --resume auto"
+            )
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         dtype = autocast_dtype(self.precision)
@@ -274,20 +409,96 @@ class Trainer:
         sampler = ResumableBatchSampler(
             len(self.train_set), self.cfg.data.batch_size, seed=self.cfg.seed, start_batch=self.batches_seen
         )
+        skip = self.cfg.data.on_bad_image == "skip"
         workers = self.cfg.data.num_workers
         loader = DataLoader(
-            self.train_set,
+            SkipBadImages(self.train_set) if skip else self.train_set,
             batch_sampler=sampler,
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=workers > 0,
+            worker_init_fn=isolate_worker_signals if workers > 0 else None,
             # Its own generator: creating the iterator must not draw from the global RNG, or a resumed
             # run (which creates one more iterator) would see different dropout noise.
             generator=torch.Generator().manual_seed(self.cfg.seed),
         )
-        for batch in loader:
-            self.batches_seen += 1
-            yield batch
+        iterator = iter(loader)
+        try:
+            for batch in iterator:
+                self.batches_seen += 1
+                if skip and isinstance(batch, dict):
+                    self._note_bad_images(batch.pop(BAD_IMAGES_KEY, []))
+                yield batch
+        finally:  # stop the workers now (an error's traceback would keep them alive until it is freed)
+            shutdown = getattr(iterator, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+
+    def _note_bad_images(self, reports: list[str]) -> None:
+        for report in reports:
+            for problem in filter(None, report.splitlines()):
+                if problem not in self.bad_images:
+                    self.bad_images.append(problem)
+                    log.warning("skipping a bad image (%d so far): %s", len(self.bad_images), problem)
+
+    def _fetch_step(self, batches: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The next step's batches; on a bad image, save the last completed step and say what to do."""
+        start = self.batches_seen
+        try:
+            return [next(batches) for _ in range(self.batches_per_step)]
+        except DataError as exc:
+            self.batches_seen = start  # nothing of this step was used: resume refetches it
+            raise self._stopped_on_bad_data(exc) from exc
+        except BaseException:
+            self.batches_seen = start
+            raise
+
+    def _stopped_on_bad_data(self, exc: DataError) -> DataError:
+        # From a DataLoader worker the message holds the worker's traceback; its last line is the error.
+        message = str(exc).strip().splitlines()[-1] if "Traceback" in str(exc) else one_line(str(exc))
+        message = message.removeprefix("i2i.errors.DataError: ")
+        saved = ""
+        if self.step > 0 and self._saved_step != self.step:
+            try:
+                saved = f"; saved {self.save()}"
+            except I2IError as save_exc:
+                saved = f"; could not save a checkpoint ({save_exc})"
+        root = self.cfg.data.root or "DATASET_FOLDER"
+        return DataError(
+            f"{message} Training stopped at step {self.step}{saved}. Fix or remove the file and continue "
+            f"with --resume auto; `i2i data check {root}` lists every problem at once, and "
+            "--on-bad-image skip (data.on_bad_image=skip) skips bad images instead."
+        )
+
+    def _interrupted(self, signum: int | None, last_checkpoint: Path | None) -> TrainingInterrupted:
+        if last_checkpoint is None or self._saved_step != self.step:
+            last_checkpoint = self.save()
+        log.warning(
+            "stopped by %s at step %d; saved %s; continue with --resume auto",
+            signal_name(signum or 0),
+            self.step,
+            last_checkpoint,
+        )
+        return TrainingInterrupted(signum or 0, self.step, last_checkpoint, self.run_dir)
+
+    def _prepare_run_dir(self) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(dump_config(self.cfg), encoding="utf-8")
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot write to the run folder {self.run_dir}: {exc.strerror or exc}; choose a writable "
+                "output_dir (--set output_dir=...) or free some disk space"
+            ) from exc
+
+    def _open_metrics(self) -> MetricsLogger:
+        try:
+            return MetricsLogger(self.run_dir, after_step=self.step)
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot write the metrics log in {self.run_dir}: {exc.strerror or exc}; choose a writable "
+                "output_dir (--set output_dir=...) or free some disk space"
+            ) from exc
 
     # ------------------------------------------------------------------ samples and checkpoints
 
@@ -322,15 +533,69 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "method": self.method.state_dict(),
             "rng": rng_state(),
+            "counters": {
+                "nonfinite_steps": self.nonfinite_steps,
+                "nonfinite_streak": self.nonfinite_streak,
+                "amp_skipped": self.amp_skipped,
+                "bad_images": list(self.bad_images),
+            },
+            "best": dict(self.best),
             "specs": self.method.specs,
             "config": config_to_dict(self.cfg),
         }
 
     def save(self) -> Path:
+        """Save a checkpoint of the current step (and ``best.safetensors`` if it is the best so far).
+
+        Raises:
+            TrainingError: the weights hold NaN/Inf (nothing is written: such a model is never saved).
+            CheckpointError: the folder cannot be written; the previous checkpoints are kept.
+        """
+        bad = nonfinite_nets({**self.method.nets, **{f"ema.{n}": e.shadow for n, e in self.ema.items()}})
+        if bad:
+            name, tensors = next(iter(bad.items()))
+            raise TrainingError(
+                f"not saving a checkpoint at step {self.step}: net {name} has non-finite weights "
+                f"({', '.join(tensors[:3])}); the earlier checkpoints in {self.checkpoint_dir} are kept. "
+                "Lower the learning rate (optim.*.lr) or try train.precision=fp32, then continue with "
+                "--resume auto"
+            )
+        improved = self._update_best()
         path = save_checkpoint(self.state_dict(), checkpoint_path(self.checkpoint_dir, self.step))
+        if improved:
+            save_best(path)
+            log.info("new best %s=%.4g: %s", self.best["metric"], self.best["value"], path)
         prune_checkpoints(self.checkpoint_dir, self.cfg.train.keep_last)
+        self._saved_step = self.step
+        self._since_save.clear()
+        self._since_save_count = 0
         log.info("saved checkpoint %s", path)
         return path
+
+    def _update_best(self) -> bool:
+        """Whether this step is the best so far by ``train.best_metric`` (lower is better)."""
+        metric = self.cfg.train.best_metric
+        if not metric:
+            return False
+        if self.best.get("metric") != metric:  # resumed with another best_metric: start over
+            self.best = {"metric": metric, "value": None, "step": None}
+        value = self.eval_metrics.get(metric)
+        if value is None and self._since_save_count and metric in self._since_save:
+            value = self._since_save[metric] / self._since_save_count
+        if value is None:
+            if not self._warned_best and self._since_save_count:
+                self._warned_best = True
+                log.warning(
+                    "train.best_metric %r is not a logged term (%s); best.safetensors is not kept",
+                    metric,
+                    ", ".join(sorted(self._since_save)),
+                )
+            return False
+        value = float(value)
+        if not math.isfinite(value) or (self.best["value"] is not None and value >= self.best["value"]):
+            return False
+        self.best = {"metric": metric, "value": value, "step": self.step}
+        return True
 
     def resume(self, resume: str) -> None:
         """Restore the full state from ``resume`` (a path, or ``auto`` for this run's newest checkpoint)."""
@@ -342,44 +607,74 @@ class Trainer:
                 return
             path, state = found
         else:
-            path, state = Path(resume), load_checkpoint(resume)
-        self._check_compatible(path, state["config"])
-        for name, net in self.method.nets.items():
-            net.load_state_dict(state["nets"][name])
-        for name, ema in self.ema.items():
-            if name in state["ema"]:
-                ema.load_state_dict(state["ema"][name])
-            else:  # EMA switched on for a resumed run: start it from the current weights
-                ema.shadow.load_state_dict(self.method.nets[name].state_dict())
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
+            path = Path(resume)
+            try:
+                state, _ = load_verified(path)
+            except CheckpointError as exc:
+                raise CheckpointError(
+                    f"{exc}; pass another checkpoint, or --resume auto for the newest complete one"
+                ) from exc
+        changed = self._check_compatible(path, state["config"])
+        try:
+            for name, net in self.method.nets.items():
+                net.load_state_dict(state["nets"][name])
+            for name, ema in self.ema.items():
+                if name in state["ema"]:
+                    ema.load_state_dict(state["ema"][name])
+                else:  # EMA switched on for a resumed run: start it from the current weights
+                    ema.shadow.load_state_dict(self.method.nets[name].state_dict())
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise CheckpointError(f"{path}: its state does not fit the current nets ({first})") from exc
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][name])
+        if "optim" in changed:
+            self._apply_optim_config()
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.method.load_state_dict(state["method"])
         set_rng_state(state["rng"])
         self.step = int(state["step"])
         self.batches_seen = int(state["batches_seen"])
+        counters = state.get("counters", {})
+        self.nonfinite_steps = int(counters.get("nonfinite_steps", 0))
+        self.nonfinite_streak = int(counters.get("nonfinite_streak", 0))
+        self.amp_skipped = int(counters.get("amp_skipped", 0))
+        self.bad_images = list(counters.get("bad_images", []))
+        self.best = dict(state.get("best") or self.best)
+        self._saved_step = self.step
         log.info("resumed from %s at step %d", path, self.step)
 
-    def _check_compatible(self, path: Path, saved: Mapping[str, Any]) -> None:
-        current = config_to_dict(self.cfg)
-        for section in ("method", "model"):
-            if saved.get(section) != current.get(section):
-                key = _first_difference(saved.get(section), current.get(section), section)
-                raise CheckpointError(
-                    f"{path}: cannot resume: the checkpoint was trained with a different {key} "
-                    "(use the config saved in the run folder, config.yaml)"
+    def _check_compatible(self, path: Path, saved: Mapping[str, Any]) -> set[str]:
+        """Refuse a checkpoint whose ``RESUME_KEYS`` settings differ, unless allowed; returns the sections."""
+        diffs = config_differences(saved, config_to_dict(self.cfg))
+        if not diffs:
+            return set()
+        listed = "; ".join(d for _, d in diffs[:5]) + (
+            f"; ... ({len(diffs)} in all)" if len(diffs) > 5 else ""
+        )
+        if self.cfg.train.allow_config_change:
+            log.warning("%s: resuming with a changed config (train.allow_config_change): %s", path, listed)
+            return {section for section, _ in diffs}
+        raise CheckpointError(
+            f"{path}: cannot resume: the checkpoint was trained with a different {listed} (use the config "
+            "saved in the run folder, config.yaml, or --set train.allow_config_change=true to resume anyway)"
+        )
+
+    def _apply_optim_config(self) -> None:
+        """After loading optimizers whose settings changed: use the config's lr, betas, weight decay."""
+        for name, opt in self.optimizers.items():
+            settings, scheduler = self.cfg.optim[name], self.schedulers[name]
+            scheduler.base_lrs = [settings.lr] * len(opt.param_groups)
+            for group, factor in zip(opt.param_groups, scheduler.lr_lambdas, strict=True):
+                group.update(
+                    initial_lr=settings.lr,
+                    lr=settings.lr * factor(scheduler.last_epoch),
+                    betas=settings.betas,
+                    weight_decay=settings.weight_decay,
                 )
-
-
-def _first_difference(a: Any, b: Any, path: str) -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                return _first_difference(a.get(key), b.get(key), f"{path}.{key}")
-    return f"{path} ({a!r} in the checkpoint, {b!r} now)"
 
 
 def _requires_grad(nets: list[nn.Module], flag: bool) -> None:

@@ -13,7 +13,10 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from i2i.config import OptimizerConfig
+from i2i import nets
+from i2i.config import NetConfig, OptimizerConfig
+from i2i.errors import ConfigError
+from i2i.nets.layers import init_weights
 
 
 @runtime_checkable
@@ -66,6 +69,32 @@ class Method(Protocol):
         ...
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+def build_net(
+    spec: NetConfig, path: str, *, init: str = "normal", init_gain: float = 0.02, **fixed: Any
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Build and initialise a registered net from its config, naming the config path on errors.
+
+    Args:
+        spec: Registry name and constructor arguments from the config.
+        path: Dotted config path of ``spec`` (``model.generator``), for error messages.
+        init: Weight init kind (:func:`i2i.nets.layers.init_weights`).
+        init_gain: Its gain / standard deviation.
+        **fixed: Arguments the method decides (channel counts); setting them in the config is an error.
+
+    Returns:
+        The net and the full constructor arguments (saved in checkpoints to rebuild it).
+    """
+    clash = sorted(set(fixed) & set(spec.args))
+    if clash:
+        raise ConfigError(f"{path}.args.{clash[0]}: set by the method (e.g. from model.in_channels)")
+    args = {**spec.args, **fixed}
+    try:
+        net = nets.build(spec.name, **args)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return init_weights(net, init, init_gain), args
 
 
 def adam(

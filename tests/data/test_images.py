@@ -6,6 +6,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageOps
 from skimage import data as skdata
 
@@ -234,7 +236,7 @@ def test_missing_file(tmp_path) -> None:
         read_image(tmp_path / "nothere.png")
 
 
-@pytest.mark.parametrize("content", [b"", b"this is not an image at all", b"\x89PNG\r\n\x1a\n" + b"\0" * 20])
+@pytest.mark.parametrize("content", [b"\x00\x01\x02garbage\xff", b"\x89PNG\r\n\x1a\n" + b"\0" * 20])
 def test_corrupt_file(tmp_path, content: bytes) -> None:
     (tmp_path / "bad.png").write_bytes(content)
     with pytest.raises(DataError, match=r"bad\.png cannot be decoded.*re-export it or delete it"):
@@ -319,3 +321,204 @@ def test_save_image_rejects_unknown_extension(tmp_path) -> None:
 def test_orientation_helper_is_identity_for_normal() -> None:
     array = np.arange(6).reshape(2, 3, 1)
     assert images_module.apply_orientation(array, 1) is array
+
+
+# --- messy files: empty, not images at all, 1-bit, image bombs, odd names --------------------------
+
+
+def test_zero_byte_file_says_it_is_empty(tmp_path) -> None:
+    (tmp_path / "empty.png").write_bytes(b"")
+    for read in (read_image, read_image_size):
+        with pytest.raises(DataError, match=r"empty\.png is empty \(0 bytes\).*copy it again or delete it"):
+            read(tmp_path / "empty.png")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (
+            b"a caption, not a picture\nsecond line\n",
+            "is a text file, not an image (it starts with 'a caption",
+        ),
+        (
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n",
+            "Git LFS pointer file, not the image: run `git lfs pull`",
+        ),
+        (b"<!DOCTYPE html><html><body>403 Forbidden</body></html>", "HTML page, not an image"),
+    ],
+)
+def test_files_that_are_not_images_say_what_they_are(tmp_path, content: bytes, reason: str) -> None:
+    path = tmp_path / "photo.png"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=r"photo\.png cannot be decoded") as err:
+        read_image(path)
+    assert reason in str(err.value)
+    with pytest.raises(DataError, match=r"photo\.png"):
+        read_image_size(path)
+
+
+@pytest.mark.parametrize("suffix", [".bmp", ".tif", ".png"])
+def test_one_bit_images(tmp_path, suffix: str) -> None:
+    bits = np.array([[True, False, True], [False, False, True]])
+    path = tmp_path / f"bits{suffix}"
+    Image.fromarray(bits).save(path)
+    assert Image.open(path).mode == "1"
+    image = read_image(path)
+    _check(image, (2, 3))
+    np.testing.assert_array_equal(image[:, :, 1], bits.astype(np.float32))
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` but whose data is a few bytes: an image bomb."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("side", [10_000, 100_000])  # 1e8 px: PIL alone would only warn; 1e10: PIL refuses
+def test_image_bomb_header_is_refused_before_decoding(tmp_path, monkeypatch, side: int) -> None:
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header_only(side, side))
+    assert path.stat().st_size < 200
+
+    def no_decoding(self):
+        raise AssertionError("the pixels must not be decoded")
+
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", no_decoding)
+    for read in (read_image, read_image_size):
+        with pytest.raises(DataError, match=r"bomb\.png has too many pixels to open safely"):
+            read(path)
+    with pytest.raises(DataError, match=f"{side}x{side}" if side == 10_000 else "MAX_IMAGE_PIXELS"):
+        read_image(path)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["été 北京 (1).png", "emoji 🦓.jpg", "spaces  and #%&;'.png", "new\nline.png", "-leading-dash.png"],
+)
+def test_unicode_and_odd_file_names(tmp_path, name: str) -> None:
+    folder = tmp_path / "données ✓"
+    folder.mkdir()
+    _rgb_image().save(folder / name, format="PNG")
+    cv2.imwrite(str(tmp_path / "x16.png"), np.full((2, 2, 3), 300, np.uint16))  # 16-bit: decoded by OpenCV
+    (tmp_path / "x16.png").rename(folder / f"16 bit {name}.png")
+    assert [p.name for p in list_images(folder)] == sorted([name, f"16 bit {name}.png"])
+    _check(read_image(folder / name), (6, 8))
+    np.testing.assert_allclose(read_image(folder / f"16 bit {name}.png"), 300 / 65535, atol=1e-6)
+    (folder / f"broken {name}").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    with pytest.raises(DataError) as err:
+        read_image(folder / f"broken {name}")
+    assert f"broken {name}" in str(err.value)
+
+
+def test_images_smaller_than_the_crop_are_named(tmp_path) -> None:
+    from i2i.data.transforms import PairedTransform
+
+    _rgb_image((20, 15)).save(tmp_path / "small.png")
+    image = read_image(tmp_path / "small.png")
+    a, _ = PairedTransform(36, 32, "resize_and_crop")(image, image, seed=1)  # resized up: fine
+    assert a.shape == (3, 32, 32)
+    with pytest.raises(DataError, match="image is 20x15, smaller than data.crop_size=32"):
+        PairedTransform(32, 32, "crop")(image, image, seed=1)
+    with pytest.raises(DataError, match=r"small\.png is 20x15 but at least 32 px"):
+        read_image(tmp_path / "small.png", min_size=32)
+
+
+# --- fuzzing: whatever the bytes, only DataError comes out ------------------------------------------
+
+
+def _seed_files() -> dict[str, bytes]:
+    import io
+
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    files = {}
+    for fmt, suffix in (
+        ("PNG", ".png"),
+        ("JPEG", ".jpg"),
+        ("TIFF", ".tif"),
+        ("BMP", ".bmp"),
+        ("WEBP", ".webp"),
+    ):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format=fmt)
+        files[suffix] = buffer.getvalue()
+    ok, png16 = cv2.imencode(".png", pixels.astype(np.uint16) * 257)
+    files[".16.png"] = png16.tobytes()
+    return files
+
+
+SEEDS = _seed_files()
+FUZZ = settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,  # the same examples every run: a deterministic test
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def _read_or_data_error(path) -> None:
+    try:
+        image = read_image(path)
+    except DataError:
+        pass
+    else:
+        assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.float32
+        assert np.isfinite(image).all() and image.min() >= 0.0 and image.max() <= 1.0
+    try:
+        width, height = read_image_size(path)
+    except DataError:
+        pass
+    else:
+        assert width >= 0 and height >= 0
+
+
+@FUZZ
+@given(
+    data=st.binary(max_size=1024), suffix=st.sampled_from([".png", ".jpg", ".tif", ".bmp", ".webp", ".ppm"])
+)
+def test_fuzz_random_bytes(tmp_path, monkeypatch, data: bytes, suffix: str) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1 << 20)  # keep what a random header may claim small
+    path = tmp_path / f"fuzz{suffix}"
+    path.write_bytes(data)
+    _read_or_data_error(path)
+
+
+@st.composite
+def mutated_image(draw) -> tuple[str, bytes]:
+    suffix = draw(st.sampled_from(sorted(SEEDS)))
+    data = bytearray(SEEDS[suffix])
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["flip", "truncate", "insert", "overwrite"]))
+        at = draw(st.integers(0, max(0, len(data) - 1)))
+        if kind == "flip" and data:
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "truncate":
+            del data[at:]
+        elif kind == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=16))
+        else:
+            chunk = draw(st.binary(min_size=1, max_size=8))
+            data[at : at + len(chunk)] = chunk
+    return suffix.rsplit(".", 1)[-1], bytes(data)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@FUZZ
+@given(case=mutated_image())
+def test_fuzz_mutated_real_images(tmp_path, monkeypatch, case: tuple[str, bytes]) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1 << 20)
+    suffix, data = case
+    path = tmp_path / f"mutated.{suffix}"
+    path.write_bytes(data)
+    _read_or_data_error(path)

@@ -167,3 +167,27 @@ def test_bad_options(tmp_path) -> None:
         PairedDataset(tmp_path, direction="A2B")
     with pytest.raises(ConfigError, match="data.layout"):
         PairedDataset(tmp_path, layout="side_by_side")
+
+
+def test_unicode_and_odd_names_pair_up(tmp_path) -> None:
+    names = ["été 北京", "emoji 🦓 (copy)", "spaces  #1", "new\nline"]
+    _folders(tmp_path, "train/A", "train/B", names)
+    dataset = PairedDataset(tmp_path)
+    assert sorted(dataset[i]["name"] for i in range(len(dataset))) == sorted(names)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"hello", "cannot be decoded .it is a text file"),
+        (b"\x89PNG\r\n\x1a\n\0\0", "cannot be decoded"),
+    ],
+)
+def test_bad_files_in_a_pair_are_named(tmp_path, content: bytes, message: str) -> None:
+    _folders(tmp_path, "train/A", "train/B", ["x", "y"])
+    (tmp_path / "train" / "B" / "y.png").write_bytes(content)
+    dataset = PairedDataset(tmp_path)
+    assert dataset[0]["name"] == "x"
+    with pytest.raises(DataError, match=rf"B.y\.png {message}"):
+        dataset[1]

@@ -32,6 +32,7 @@ ARG_NAMES = {
     "n_layers": "num_layers",
     "norm": "norm",
     "use_dropout": "dropout",
+    "n_blocks": "num_blocks",
 }
 
 
@@ -178,15 +179,43 @@ def test_pixel_variants_are_detected(norm: str) -> None:
     assert import_junyanz(sd).kwargs == dict(in_channels=5, base_channels=3, norm=norm)
 
 
-def test_resnet_generator_is_recognised_but_not_supported() -> None:
+def test_incomplete_resnet_generator_is_refused() -> None:
     sd = {
         "model.1.weight": torch.zeros(8, 3, 7, 7),
         "model.1.bias": torch.zeros(8),
         "model.10.conv_block.1.weight": torch.zeros(32, 32, 3, 3),
     }
     assert is_junyanz_state_dict(sd)
-    with pytest.raises(CheckpointError, match="ResNet generators are not supported yet"):
+    with pytest.raises(CheckpointError, match="ResnetGenerator output conv missing"):
         import_junyanz(sd)
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+@pytest.mark.parametrize("dropout", [False, True])
+def test_resnet_norm_and_dropout_are_detected(norm: str, dropout: bool) -> None:
+    net = nets.ResNetGenerator(
+        in_channels=1, out_channels=2, base_channels=4, num_blocks=3, norm=norm, dropout=dropout
+    )
+    # Rebuild the reference's flat Sequential keys from ours.
+    second = 6 if dropout else 5
+    index = {"stem.conv": "1", "stem.norm": "2", "down.0.conv": "4", "down.0.norm": "5", "down.1.conv": "7"}
+    index |= {"down.1.norm": "8", "up.0.conv": "13", "up.0.norm": "14", "up.1.conv": "16", "up.1.norm": "17"}
+    index |= {"head.conv": "20"}
+    for i in range(3):
+        index |= {
+            f"blocks.{i}.body.conv1": f"{10 + i}.conv_block.1",
+            f"blocks.{i}.body.norm1": f"{10 + i}.conv_block.2",
+            f"blocks.{i}.body.conv2": f"{10 + i}.conv_block.{second}",
+            f"blocks.{i}.body.norm2": f"{10 + i}.conv_block.{second + 1}",
+        }
+    sd = {
+        f"model.{index[k.rpartition('.')[0]]}.{k.rpartition('.')[2]}": v for k, v in net.state_dict().items()
+    }
+    imported = import_junyanz(sd)
+    assert imported.kwargs == dict(
+        in_channels=1, out_channels=2, base_channels=4, num_blocks=3, norm=norm, dropout=dropout
+    )
+    assert imported.state_dict.keys() == net.state_dict().keys()
 
 
 @pytest.mark.parametrize(

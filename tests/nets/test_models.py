@@ -36,6 +36,19 @@ CASES: dict[str, Case] = {
     "unet_256": Case(dict(base_channels=2, dropout=True), (1, 3, 256, 256), (1, 3, 256, 256)),
     "patchgan": Case(dict(in_channels=6, base_channels=8), (2, 6, 64, 64), (2, 1, 6, 6)),
     "pixel": Case(dict(in_channels=3, base_channels=8), (2, 3, 32, 32), (2, 1, 32, 32)),
+    "resnet": Case(
+        dict(in_channels=1, out_channels=3, base_channels=4, num_blocks=2, dropout=True, upsampling="resize"),
+        (2, 1, 16, 16),
+        (2, 3, 16, 16),
+    ),
+    "resnet_6blocks": Case(dict(base_channels=4, norm="batch"), (2, 3, 16, 16), (2, 3, 16, 16)),
+    "resnet_9blocks": Case(dict(base_channels=4), (1, 3, 16, 16), (1, 3, 16, 16)),
+    "encoder_decoder": Case(dict(base_channels=4, num_downs=3), (2, 3, 16, 16), (2, 3, 16, 16)),
+    # Noise-to-image nets: the input is z (B, latent_dim); D gives one logit per image.
+    "dcgan_g": Case(dict(latent_dim=8, image_size=16, base_channels=4), (2, 8), (2, 3, 16, 16)),
+    "dcgan_d": Case(dict(image_size=16, in_channels=3, base_channels=4), (2, 3, 16, 16), (2,)),
+    "mlp_g": Case(dict(latent_dim=8, image_size=8, hidden_dim=8, num_layers=2), (2, 8), (2, 1, 8, 8)),
+    "mlp_d": Case(dict(image_size=8, in_channels=1, hidden_dim=8, num_layers=2), (2, 1, 8, 8), (2,)),
 }
 
 

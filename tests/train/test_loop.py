@@ -106,10 +106,15 @@ def test_resume_with_a_different_model_is_refused(tiny_overrides):
         other.fit(resume="auto")
 
 
-def test_non_finite_loss_stops_with_a_named_term(tiny_overrides):
-    trainer = make_trainer([*tiny_overrides, "train.max_steps=2", "optim.g.lr=1e30"])
-    with pytest.raises(TrainingError, match=r"non-finite loss d_gan=nan at step 2; lower the learning rate"):
+def test_non_finite_losses_are_skipped_then_stop_with_a_named_term(tiny_overrides):
+    trainer = make_trainer(
+        [*tiny_overrides, "train.max_steps=10", "optim.g.lr=1e30", "train.max_nonfinite_steps=2"]
+    )
+    with pytest.raises(
+        TrainingError, match=r"2 steps in a row .*non-finite loss d_gan=nan.* at step 3\); training stopped"
+    ):
         trainer.fit()
+    assert trainer.nonfinite_steps == 2
 
 
 def test_dataloader_workers_give_the_same_data(tiny_overrides):
