@@ -5,7 +5,6 @@ from __future__ import annotations
 import builtins
 import collections
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,15 +28,6 @@ CLASSES = {
     "PixelDiscriminator": PixelDiscriminator,
     "ResnetGenerator": ResNetGenerator,
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny nets: one intra-op thread is much faster than OpenMP threads contending on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def trained(overrides: list[str]) -> tuple[Trainer, Path]:

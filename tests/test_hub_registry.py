@@ -32,16 +32,13 @@ TINY_ARGS = {"in_channels": 3, "out_channels": 3, "base_channels": 8, "norm": "i
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A private cache, no proxy for loopback traffic, one torch thread for the tiny nets."""
+    """A private cache and no proxy for loopback traffic."""
     monkeypatch.setenv("I2I_HOME", str(tmp_path / "home"))
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     monkeypatch.delenv("I2I_OFFLINE", raising=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(threads)
 
 
 class Files:

@@ -208,6 +208,8 @@ def _zip_members(archive: Path, zf: zipfile.ZipFile, max_files: int) -> list[_Me
     for info in infos:
         name = info.filename
         mode = info.external_attr >> 16
+        if not name:  # a corrupt central directory; zipfile itself would fail on it (IndexError)
+            raise _unsafe(archive, "(no name)", "has an empty name; the archive is corrupt")
         if info.flag_bits & 0x1:
             raise _unsafe(archive, name, "is encrypted")
         if stat.S_ISLNK(mode):

@@ -23,12 +23,11 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from i2i.config import Config, NetConfig, register_method_config
-from i2i.data import PairedTransform
 from i2i.data.synthetic_domains import SyntheticUnpairedDataset
 from i2i.data.unpaired import UnpairedDataset
 from i2i.errors import ConfigError
 from i2i.losses import GAN_KINDS, PIXEL_LOSSES, d_loss, g_loss, pixel_loss
-from i2i.train.method import build_net
+from i2i.train.method import build_net, train_and_test_sets
 from i2i.train.pool import ImagePool
 
 
@@ -161,26 +160,13 @@ class CycleGAN:
     def datasets(cfg: Config) -> tuple[Dataset, Dataset]:
         """Training and test sets: ``trainA/ trainB/ testA/ testB/`` folders, or the synthetic domains."""
         data = cfg.data
-        train_tf = PairedTransform(data.load_size, data.crop_size, data.preprocess, data.flip, train=True)
-        test_tf = PairedTransform(data.load_size, data.crop_size, data.preprocess, False, train=False)
-        if data.source == "synthetic":
-            syn = data.synthetic
-            return (
-                SyntheticUnpairedDataset(
-                    syn.num_train, syn.size, seed=cfg.seed, split="train", transform=train_tf
-                ),
-                SyntheticUnpairedDataset(
-                    syn.num_test, syn.size, seed=cfg.seed, split="test", transform=test_tf
-                ),
-            )
-        if data.source != "folder":
-            raise ConfigError(f"data.source: unknown source {data.source!r}; choose folder or synthetic")
-        if not data.root:
-            raise ConfigError(
-                "data.root: no dataset folder given (e.g. --set data.root=datasets/horse2zebra)"
-            )
-        kwargs = {"direction": data.direction, "serial": data.serial_batches}
-        return (
-            UnpairedDataset(data.root, data.train_split, transform=train_tf, **kwargs),
-            UnpairedDataset(data.root, data.test_split, transform=test_tf, **kwargs),
+        return train_and_test_sets(
+            cfg,
+            synthetic=lambda num, split, tf: SyntheticUnpairedDataset(
+                num, data.synthetic.size, seed=cfg.seed, split=split, transform=tf
+            ),
+            folder=lambda split, tf: UnpairedDataset(
+                data.root, split, transform=tf, direction=data.direction, serial=data.serial_batches
+            ),
+            example_root="datasets/horse2zebra",
         )

@@ -17,10 +17,10 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from i2i.config import Config, NetConfig, register_method_config
-from i2i.data import PairedDataset, PairedTransform, SyntheticPairedDataset
+from i2i.data import PairedDataset, SyntheticPairedDataset
 from i2i.errors import ConfigError
 from i2i.losses import GAN_KINDS, d_loss, g_loss, l1_loss
-from i2i.train.method import build_net
+from i2i.train.method import build_net, train_and_test_sets
 
 
 @register_method_config("pix2pix")
@@ -100,27 +100,13 @@ class Pix2Pix:
     def datasets(cfg: Config) -> tuple[Dataset, Dataset]:
         """The training set (augmented) and the held-out set (deterministic) described by ``cfg.data``."""
         data = cfg.data
-        train_tf = PairedTransform(data.load_size, data.crop_size, data.preprocess, data.flip, train=True)
-        test_tf = PairedTransform(data.load_size, data.crop_size, data.preprocess, False, train=False)
-        if data.source == "synthetic":
-            syn = data.synthetic
-            return (
-                SyntheticPairedDataset(
-                    syn.num_train, syn.size, seed=cfg.seed, split="train", transform=train_tf
-                ),
-                SyntheticPairedDataset(
-                    syn.num_test, syn.size, seed=cfg.seed, split="test", transform=test_tf
-                ),
-            )
-        if data.source != "folder":
-            raise ConfigError(f"data.source: unknown source {data.source!r}; choose folder or synthetic")
-        if not data.root:
-            raise ConfigError(
-                "data.root: no dataset folder given; set data.root (e.g. --set data.root=datasets/facades) "
-                "or use data.source=synthetic"
-            )
-        kwargs = {"layout": data.layout, "direction": data.direction}
-        return (
-            PairedDataset(data.root, data.train_split, transform=train_tf, **kwargs),
-            PairedDataset(data.root, data.test_split, transform=test_tf, **kwargs),
+        return train_and_test_sets(
+            cfg,
+            synthetic=lambda num, split, tf: SyntheticPairedDataset(
+                num, data.synthetic.size, seed=cfg.seed, split=split, transform=tf
+            ),
+            folder=lambda split, tf: PairedDataset(
+                data.root, split, transform=tf, layout=data.layout, direction=data.direction
+            ),
+            example_root="datasets/facades",
         )

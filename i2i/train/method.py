@@ -7,14 +7,16 @@ logging, samples). A new method is one file that never re-implements the loop.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from i2i import nets
-from i2i.config import NetConfig, OptimizerConfig
+from i2i.config import Config, NetConfig, OptimizerConfig
+from i2i.data.transforms import PairedTransform
 from i2i.errors import ConfigError
 from i2i.nets.layers import init_weights
 
@@ -95,6 +97,37 @@ def build_net(
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     return init_weights(net, init, init_gain), args
+
+
+def train_and_test_sets(
+    cfg: Config,
+    *,
+    synthetic: Callable[[int, str, PairedTransform], Dataset],
+    folder: Callable[[str, PairedTransform], Dataset],
+    example_root: str,
+) -> tuple[Dataset, Dataset]:
+    """The training set (random augmentation) and held-out set (deterministic) that ``cfg.data`` describes.
+
+    Args:
+        cfg: The run config; ``data.source`` is ``folder`` or ``synthetic``.
+        synthetic: Builds the generated dataset from (number of items, split, transform).
+        folder: Builds the on-disk dataset from (split folder name, transform).
+        example_root: A typical ``data.root`` for this method, shown when it is missing.
+    """
+    data = cfg.data
+    train_tf = PairedTransform(data.load_size, data.crop_size, data.preprocess, data.flip, train=True)
+    test_tf = PairedTransform(data.load_size, data.crop_size, data.preprocess, False, train=False)
+    if data.source == "synthetic":
+        num = data.synthetic
+        return synthetic(num.num_train, "train", train_tf), synthetic(num.num_test, "test", test_tf)
+    if data.source != "folder":
+        raise ConfigError(f"data.source: unknown source {data.source!r}; choose folder or synthetic")
+    if not data.root:
+        raise ConfigError(
+            f"data.root: no dataset folder given; set it (e.g. --set data.root={example_root}) "
+            "or use data.source=synthetic"
+        )
+    return folder(data.train_split, train_tf), folder(data.test_split, test_tf)
 
 
 def adam(

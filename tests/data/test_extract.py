@@ -321,7 +321,24 @@ def _check_fuzz_case(data: bytes) -> None:
         assert {p for p in outside if not p.startswith("a/b/out")} == {"fuzz.bin", "a", "a/b"}
 
 
-FUZZ = settings(max_examples=80, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI runs the same examples every time; explore with a bigger max_examples locally.
+FUZZ = settings(
+    max_examples=80,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+def test_zip_member_with_an_empty_name_is_refused(tmp_path: Path) -> None:
+    """Found by the fuzzer: zipfile raises IndexError on an empty member name."""
+    archive = tmp_path / "empty_name.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(zipfile.ZipInfo(""), b"data")
+    with pytest.raises(ArchiveError, match="empty name"):
+        safe_extract(archive, tmp_path / "out", max_total_bytes=1 << 20, max_files=10)
+    assert not (tmp_path / "out").exists()
 
 
 @FUZZ

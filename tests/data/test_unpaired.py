@@ -99,3 +99,13 @@ def test_synthetic_unpaired_dataset_is_deterministic_and_unpaired():
     assert not seeds_a & seeds_b and not seeds_a & seeds_test
     with pytest.raises(ConfigError, match="splits train and test"):
         SyntheticUnpairedDataset(2, 32, split="val")
+
+
+def test_skip_bad_images_works_for_unpaired_data(horse2zebra):
+    from i2i.data.badimages import BAD_IMAGES_KEY, SkipBadImages
+
+    (horse2zebra / "trainA" / "a0.jpg").write_bytes(b"")  # zero bytes
+    data = SkipBadImages(UnpairedDataset(horse2zebra, "train", serial=True))
+    item = data[(0, 3)]
+    assert item["name"] == "a1" and "a0.jpg" in item[BAD_IMAGES_KEY]
+    assert (data[(0, 3)]["b"] == item["b"]).all()  # the replacement is a pure function of the key

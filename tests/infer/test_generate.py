@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,6 @@ from i2i.infer.generate import (
 from i2i.methods import train
 
 CELL = 16 + 2  # a 16 px image plus make_grid's 2 px padding
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def checkpoint(tmp_path: Path, variant: str, *extra: str) -> Path:

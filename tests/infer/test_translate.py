@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +21,6 @@ from i2i.nets import PatchDiscriminator, UNetGenerator
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "reference"
 CASES = {c["name"]: c for c in json.loads((FIXTURES / "manifest.json").read_text())["cases"]}
 GENERATORS = sorted(name for name, case in CASES.items() if "UnetGenerator" in case["reference_arch"])
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny nets: one intra-op thread is much faster than OpenMP threads contending on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_unet(seed: int = 0) -> UNetGenerator:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,15 +35,6 @@ VARIANTS = {
     "cgan": ["model.num_classes=4"],
     "infogan": ["model.code_categories=4", "model.code_continuous=1"],
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Small nets: one intra-op thread is much faster than two contending threads on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny(tmp_path: Path, variant: str = "gan", *extra: str, name: str = "tiny"):

@@ -8,7 +8,6 @@ import logging
 import pickle
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +23,6 @@ from i2i.statefile import load_checkpoint, verify_checkpoint
 from i2i.train import Trainer, TrainingError
 from i2i.train.checkpoint import best_path, list_checkpoints
 from i2i.train.loop import seed_everything
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_trainer(overrides: list[str]) -> Trainer:
