@@ -38,6 +38,7 @@ from torch import nn
 from i2i import nets
 from i2i.data.fetch import DigestLock, Remote, fetch, format_size, sha256_file
 from i2i.errors import CheckpointError, ConfigError
+from i2i.importers.basicsr import import_basicsr, is_basicsr_file
 from i2i.importers.junyanz import import_junyanz, is_junyanz_state_dict
 from i2i.importers.torch_file import load_torch_file
 from i2i.manifests import load_records
@@ -88,22 +89,27 @@ def _load_i2i(path: Path, net: str | None, ema: bool) -> tuple[nn.Module, ModelI
 
 def _load_pth(path: Path) -> tuple[nn.Module, ModelInfo]:
     obj = load_torch_file(path)
-    if isinstance(obj, dict) and ("params" in obj or "params_ema" in obj):
+    if is_basicsr_file(obj):
+        # BasicSR / Real-ESRGAN nets work in [0, 1], the junyanz ones in [-1, 1].
+        importer, source, value_range = import_basicsr, "basicsr", (0.0, 1.0)
+    elif isinstance(obj, dict) and is_junyanz_state_dict(obj):
+        importer, source, value_range = import_junyanz, "junyanz", (-1.0, 1.0)
+    else:
         raise CheckpointError(
-            f"{path}: a BasicSR/Real-ESRGAN weights file; super-resolution models are not supported yet"
-        )
-    if not isinstance(obj, dict) or not is_junyanz_state_dict(obj):
-        raise CheckpointError(
-            f"{path}: unknown weights format; expected an i2i checkpoint (.safetensors) or a "
-            "pytorch-CycleGAN-and-pix2pix state_dict (.pth)"
+            f"{path}: unknown weights format; expected an i2i checkpoint (.safetensors), a "
+            "pytorch-CycleGAN-and-pix2pix state_dict or a BasicSR/Real-ESRGAN params file (.pth)"
         )
     try:
-        imported = import_junyanz(obj)
+        imported = importer(obj)
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
     model = nets.build(imported.name, **imported.kwargs)
-    model.load_state_dict(imported.state_dict, strict=True)
-    return model, ModelInfo(imported.name, dict(imported.kwargs), (-1.0, 1.0), "junyanz")
+    try:
+        model.load_state_dict(imported.state_dict, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{path}: weights do not fit the detected {imported.name}: {detail}") from exc
+    return model, ModelInfo(imported.name, dict(imported.kwargs), value_range, source)
 
 
 def load_model_with_info(

@@ -11,9 +11,13 @@ from i2i.nets.encdec import EncoderDecoderGenerator
 from i2i.nets.patchgan import PatchDiscriminator, PixelDiscriminator
 from i2i.nets.registry import build, list, register, signature_of
 from i2i.nets.resnet import ResNetGenerator
+from i2i.nets.sr import MSRResNet, RRDBNet, SRVGGNetCompact
 from i2i.nets.unet import UNetGenerator
 
 __all__ = [
+    "MSRResNet",
+    "RRDBNet",
+    "SRVGGNetCompact",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "MLPDiscriminator",

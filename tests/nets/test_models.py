@@ -43,6 +43,11 @@ CASES: dict[str, Case] = {
     ),
     "resnet_6blocks": Case(dict(base_channels=4, norm="batch"), (2, 3, 16, 16), (2, 3, 16, 16)),
     "resnet_9blocks": Case(dict(base_channels=4), (1, 3, 16, 16), (1, 3, 16, 16)),
+    "rrdbnet": Case(
+        dict(base_channels=4, num_blocks=1, growth_channels=2, scale=2), (2, 3, 8, 8), (2, 3, 16, 16)
+    ),
+    "srvgg_compact": Case(dict(base_channels=4, num_convs=2, scale=3), (2, 3, 8, 8), (2, 3, 24, 24)),
+    "msrresnet": Case(dict(base_channels=4, num_blocks=2, scale=4), (2, 3, 8, 8), (2, 3, 32, 32)),
     "encoder_decoder": Case(dict(base_channels=4, num_downs=3), (2, 3, 16, 16), (2, 3, 16, 16)),
     # Noise-to-image nets: the input is z (B, latent_dim); D gives one logit per image.
     "dcgan_g": Case(dict(latent_dim=8, image_size=16, base_channels=4), (2, 8), (2, 3, 16, 16)),

@@ -1,0 +1,83 @@
+"""BasicSR / Real-ESRGAN weight files: conformance with reference outputs and full-size layouts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from i2i import nets
+from i2i.errors import CheckpointError
+from i2i.hub import load_model_with_info
+from i2i.importers.basicsr import import_basicsr, is_basicsr_file
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "reference"
+MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
+CASES = {c["name"]: c for c in MANIFEST["cases"] if c["name"].startswith("bsr_")}
+LAYOUTS = {
+    name: layout
+    for name, layout in MANIFEST["full_size_layouts"].items()
+    if any(arch in name for arch in ("RRDBNet", "SRVGGNetCompact", "MSRResNet"))
+}
+ARG_NAMES = {
+    "num_in_ch": "in_channels",
+    "num_out_ch": "out_channels",
+    "num_feat": "base_channels",
+    "num_block": "num_blocks",
+    "num_grow_ch": "growth_channels",
+    "num_conv": "num_convs",
+    "scale": "scale",
+    "upscale": "scale",
+    "act_type": "activation",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_reference_checkpoint_matches_reference_output(name: str) -> None:
+    case = CASES[name]
+    path = FIXTURES / case["checkpoint"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == case["sha256"]
+    net, info = load_model_with_info(path)
+    expected = {ARG_NAMES[k]: v for k, v in case["reference_kwargs"].items()}
+    assert {k: info.args[k] for k in expected} == expected
+    assert info.source == "basicsr" and info.value_range == (0.0, 1.0)
+    assert not net.training
+    assert sum(p.numel() for p in net.parameters()) == case["num_params"]
+    io = load_file(FIXTURES / case["io"])
+    with torch.no_grad():
+        out = net(io["input"])
+    torch.testing.assert_close(out, io["output"], atol=case["tolerance_abs"], rtol=0)
+
+
+def test_params_ema_is_preferred_over_params() -> None:
+    obj = torch.load(FIXTURES / CASES["bsr_rrdbnet_x4"]["checkpoint"], weights_only=True)
+    assert "params" in obj and "params_ema" in obj
+    imported = import_basicsr(obj)
+    key = "conv_first.weight"
+    assert torch.equal(imported.state_dict[key], obj["params_ema"][key])
+    assert not torch.equal(obj["params"][key], obj["params_ema"][key])  # the fixture makes them differ
+
+
+@pytest.mark.parametrize("layout_name", sorted(LAYOUTS))
+def test_full_size_layout_maps_every_key(layout_name: str) -> None:
+    layout = LAYOUTS[layout_name]
+    generator = torch.Generator().manual_seed(0)
+    sd = {key: torch.randn(shape, generator=generator) for key, shape in layout["keys"].items()}
+    imported = import_basicsr({"params_ema": sd})
+    with torch.device("meta"):
+        net = nets.build(imported.name, **imported.kwargs)
+    assert set(net.state_dict()) == set(sd)
+    assert all(net.state_dict()[k].shape == sd[k].shape for k in sd)
+    assert sum(p.numel() for p in net.parameters()) == layout["num_params"]
+
+
+def test_unknown_basicsr_architecture_is_named() -> None:
+    assert is_basicsr_file({"params": {}}) and not is_basicsr_file({"model.0.weight": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match="unrecognised BasicSR architecture"):
+        import_basicsr({"params": {"weird.weight": torch.zeros(1)}})
+    with pytest.raises(CheckpointError, match="no state_dict"):
+        import_basicsr({"params": {}})
