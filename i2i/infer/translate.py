@@ -116,6 +116,11 @@ class Translator:
         x = (images.to(self.device, torch.float32) + 1) * 0.5 * (hi - lo) + lo
         x, (h, w) = pad_to_multiple(x, self.multiple)
         y = self._run(x)
+        if y.ndim == 4 and y.shape[-1] > x.shape[-1] and y.shape[-1] % x.shape[-1] == 0:
+            raise ConfigError(
+                f"this is a x{y.shape[-1] // x.shape[-1]} super-resolution model, not a translator: its "
+                "output is larger than its input; `i2i translate` does not upscale (`i2i upscale` will)"
+            )
         if y.ndim != 4 or y.shape[-2:] != x.shape[-2:]:
             raise ConfigError(
                 f"the net gave an output of shape {tuple(y.shape)} for a {tuple(x.shape)} input, so it is "

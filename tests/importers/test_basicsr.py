@@ -81,3 +81,12 @@ def test_unknown_basicsr_architecture_is_named() -> None:
         import_basicsr({"params": {"weird.weight": torch.zeros(1)}})
     with pytest.raises(CheckpointError, match="no state_dict"):
         import_basicsr({"params": {}})
+
+
+def test_translate_refuses_a_super_resolution_model_with_a_clear_error() -> None:
+    from i2i.errors import ConfigError
+    from i2i.infer.translate import Translator
+
+    translator = Translator.from_file(FIXTURES / CASES["bsr_rrdbnet_x4"]["checkpoint"], device="cpu")
+    with pytest.raises(ConfigError, match="x4 super-resolution model, not a translator"):
+        translator.translate(torch.zeros(1, 3, 16, 16))
