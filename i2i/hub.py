@@ -36,8 +36,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from i2i import nets
-from i2i.data.fetch import DigestLock, Remote, fetch, format_size, sha256_file
+from i2i.data.fetch import DigestLock, Remote, fetch, format_size
 from i2i.errors import CheckpointError, ConfigError
+from i2i.hashing import sha256_file
 from i2i.importers.basicsr import import_basicsr, is_basicsr_file
 from i2i.importers.junyanz import import_junyanz, is_junyanz_state_dict
 from i2i.importers.torch_file import load_torch_file

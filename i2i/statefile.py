@@ -33,6 +33,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from i2i.errors import CheckpointError
+from i2i.hashing import sha256_file
 
 FORMAT = "i2i-checkpoint"
 VERSION = "1"
@@ -138,6 +139,18 @@ def _manifest_text(path: Path, size: int, sha256: str) -> str:
     return json.dumps({"format": MANIFEST_FORMAT, "file": path.name, "size": size, "sha256": sha256}) + "\n"
 
 
+def _publish(path: Path, tmp_file: str, temps: list[str]) -> None:
+    """Hash the finished ``tmp_file``, write its manifest, and rename both into place (manifest last).
+
+    ``temps`` lists the temporary files the caller removes on failure; it is emptied once they are
+    installed.
+    """
+    size, sha256 = _sync_and_hash(tmp_file)
+    temps.append(_write_text_temp(path.parent, manifest_path(path).name, _manifest_text(path, size, sha256)))
+    _install(path, tmp_file, temps[-1])
+    temps.clear()
+
+
 def _install(path: Path, tmp_file: str, tmp_manifest: str) -> None:
     """Rename a finished temporary file and its manifest into place: the file first, the manifest last.
 
@@ -177,12 +190,7 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
         os.close(fd)
         save_file(tensors, tmp_name, metadata=metadata)
         _kill_for_test(tmp_name)
-        size, sha256 = _sync_and_hash(tmp_name)
-        temps.append(
-            _write_text_temp(path.parent, manifest_path(path).name, _manifest_text(path, size, sha256))
-        )
-        _install(path, *temps)
-        temps.clear()
+        _publish(path, tmp_name, temps)
     except OSError as exc:
         raise _write_error(path, exc) from exc
     finally:  # also on KeyboardInterrupt: never leave a temporary file behind
@@ -210,12 +218,7 @@ def copy_checkpoint(source: str | Path, target: str | Path) -> Path:
             os.link(source, tmp_name)
         except OSError:
             shutil.copyfile(source, tmp_name)
-        size, sha256 = _sync_and_hash(tmp_name)
-        temps.append(
-            _write_text_temp(target.parent, manifest_path(target).name, _manifest_text(target, size, sha256))
-        )
-        _install(target, *temps)
-        temps.clear()
+        _publish(target, tmp_name, temps)
     except OSError as exc:
         raise _write_error(target, exc) from exc
     finally:
@@ -251,11 +254,7 @@ def verify_checkpoint(path: str | Path) -> bool:
         raise CheckpointError(
             f"{path}: {actual} bytes but its manifest says {size}; the file is truncated or was overwritten"
         )
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    if digest.hexdigest() != sha256:
+    if sha256_file(path) != sha256:
         raise CheckpointError(
             f"{path}: sha256 differs from its manifest; the file is corrupt (bits flipped on disk or in "
             "transfer)"

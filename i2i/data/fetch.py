@@ -20,7 +20,6 @@ Only the standard library's ``urllib`` is used. ``I2I_OFFLINE=1`` refuses every 
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import logging
@@ -40,6 +39,7 @@ from tqdm.auto import tqdm
 
 from i2i import __version__
 from i2i.errors import DownloadError
+from i2i.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +123,6 @@ class DigestLock:
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
             raise DownloadError(f"could not write the digest lock {self.path}: {exc}") from exc
-
-
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def format_size(size: float | None) -> str:
