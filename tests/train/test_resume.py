@@ -101,7 +101,14 @@ def test_every_method_has_a_tiny_config() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
-@pytest.mark.parametrize(("steps", "extra"), [(6, []), (2, ["train.ema_decay=0.9", "train.n_critic=2"])])
+@pytest.mark.parametrize(
+    ("steps", "extra"),
+    [
+        (6, []),
+        (2, ["train.ema_decay=0.9", "train.n_critic=2"]),
+        (4, ["train.ema_decay=0.9", "train.grad_accum=2"]),  # G's forward recomputed, not shared
+    ],
+)
 def test_resume_is_bitwise_exact(name: str, steps: int, extra: list[str], tmp_path) -> None:
     if name not in METHODS:
         pytest.skip(f"method {name!r} is not registered in this version")
