@@ -59,6 +59,24 @@ class ModelInfo:
     value_range: tuple[float, float] = (-1.0, 1.0)  # pixel range the net takes and gives
     source: str = ""  # "i2i" or the reference format
     extra: dict[str, Any] = field(default_factory=dict)
+    # What the net does, which decides the inference tool that runs it: "translate" (image -> image of the
+    # same size), "upscale" (image -> image ``scale`` times larger), "text2image" or "generate" (noise or
+    # labels -> image). Methods put it in their specs; older checkpoints get it from the net itself.
+    task: str = "translate"
+
+    @property
+    def scale(self) -> int:
+        """How many times larger the output is than the input (1 for everything but upscalers)."""
+        return int(self.args.get("scale", 1)) if self.task == "upscale" else 1
+
+
+def task_of(model: nn.Module) -> str:
+    """The task of a net whose checkpoint does not say: from the attributes its family sets."""
+    if hasattr(model, "scale"):  # the SR families, x1 (denoising) RRDBNet included
+        return "upscale"
+    if hasattr(model, "latent_dim"):
+        return "generate"
+    return "translate"
 
 
 def _load_i2i(path: Path, net: str | None, ema: bool) -> tuple[nn.Module, ModelInfo]:
@@ -84,7 +102,13 @@ def _load_i2i(path: Path, net: str | None, ema: bool) -> tuple[nn.Module, ModelI
             f"{path}: the weights of net {name!r} do not match its saved architecture "
             f"{spec['name']!r} ({' '.join(line.strip() for line in first[:3])})"
         ) from exc
-    info = ModelInfo(spec["name"], dict(spec["args"]), tuple(spec.get("value_range", (-1, 1))), "i2i")
+    info = ModelInfo(
+        spec["name"],
+        dict(spec["args"]),
+        tuple(spec.get("value_range", (-1, 1))),
+        "i2i",
+        task=spec.get("task") or task_of(model),
+    )
     return model, info
 
 
@@ -110,7 +134,7 @@ def _load_pth(path: Path) -> tuple[nn.Module, ModelInfo]:
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())[:300]
         raise CheckpointError(f"{path}: weights do not fit the detected {imported.name}: {detail}") from exc
-    return model, ModelInfo(imported.name, dict(imported.kwargs), value_range, source)
+    return model, ModelInfo(imported.name, dict(imported.kwargs), value_range, source, task=task_of(model))
 
 
 def load_model_with_info(
@@ -394,6 +418,7 @@ def export_model(model: nn.Module, info: ModelInfo, out: str | Path, **provenanc
         "args": info.args,
         "value_range": list(info.value_range),
         "source": info.source,
+        "task": info.task,
         **provenance,
     }
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
@@ -435,8 +460,12 @@ def _load_exported(path: Path) -> tuple[nn.Module, ModelInfo]:
     except (RuntimeError, SafetensorError, OSError) as exc:
         first = " ".join(str(exc).split())[:300]
         raise CheckpointError(f"{path}: weights do not match the saved architecture ({first})") from exc
-    extra = {k: v for k, v in config.items() if k not in ("format", "arch", "args", "value_range", "source")}
-    return model, ModelInfo(config["arch"], dict(config["args"]), tuple(config["value_range"]), "i2i", extra)
+    known = ("format", "arch", "args", "value_range", "source", "task")
+    extra = {k: v for k, v in config.items() if k not in known}
+    task = config.get("task") or task_of(model)
+    return model, ModelInfo(
+        config["arch"], dict(config["args"]), tuple(config["value_range"]), "i2i", extra, task=task
+    )
 
 
 # ----------------------------------------------------------------------------- listing

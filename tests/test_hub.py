@@ -265,3 +265,12 @@ def test_bad_files_are_checkpoint_errors_naming_the_path(
         load_model(path)
     message = str(err.value)
     assert message.startswith(str(path)) and "\n" not in message
+
+
+def test_model_info_task_comes_from_the_net_when_the_checkpoint_does_not_say():
+    from i2i import nets
+    from i2i.hub import task_of
+
+    assert task_of(nets.build("rrdbnet", base_channels=8, num_blocks=1, growth_channels=4, scale=2)) == "upscale"
+    assert task_of(nets.build("unet_128", base_channels=8)) == "translate"
+    assert task_of(nets.build("dcgan_g", latent_dim=8, base_channels=8, image_size=32)) == "generate"
