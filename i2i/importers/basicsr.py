@@ -8,6 +8,9 @@ BasicSR's key names, so the tensors load as they are.
   (3 -> x4, 12 -> x2 via pixel-unshuffle, 48 -> x1).
 - SRVGGNetCompact: ``body.0`` ... ``body.K`` convs with PReLU weights between them.
 - MSRResNet: ``conv_first``, ``body.N.conv1``, ``upconv1`` (+ ``upconv2`` for x4).
+- UNetDiscriminatorSN (Real-ESRGAN's ``*_netD.pth``): ``conv0`` ... ``conv9`` with spectral-norm
+  ``weight_orig``/``weight_u``/``weight_v`` on ``conv1`` ... ``conv8``; the U-Net skips carry no weights and
+  are on in every released model.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from torch import Tensor
 from i2i.errors import CheckpointError
 from i2i.importers.junyanz import ImportedNet
 
-SUPPORTED = "BasicSR/Real-ESRGAN {'params'|'params_ema': state_dict} of RRDBNet, SRVGGNetCompact or MSRResNet"
+SUPPORTED = (
+    "BasicSR/Real-ESRGAN {'params'|'params_ema': state_dict} of RRDBNet, SRVGGNetCompact, MSRResNet or "
+    "UNetDiscriminatorSN"
+)
 
 
 def is_basicsr_file(obj: Any) -> bool:
@@ -85,5 +91,9 @@ def import_basicsr(obj: Mapping[str, Any]) -> ImportedNet:
             "activation": "prelu" if prelu else "leakyrelu",
         }
         return ImportedNet("srvgg_compact", kwargs, sd)
+    if "conv0.weight" in sd and "conv1.weight_orig" in sd and "conv9.weight" in sd:
+        first = sd["conv0.weight"]
+        kwargs = {"in_channels": first.shape[1], "base_channels": first.shape[0], "skip_connection": True}
+        return ImportedNet("unet_d_sn", kwargs, sd)
     keys = ", ".join(list(sd)[:4])
     raise CheckpointError(f"unrecognised BasicSR architecture (keys: {keys}, ...); supported: {SUPPORTED}")

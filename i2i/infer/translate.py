@@ -154,15 +154,8 @@ class Translator:
         """
         if batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
-        files = expand_inputs(inputs)
         output_dir = Path(output_dir)
-        sources = {f.resolve() for f in files}
-        for f in files:
-            if (output_dir / f"{f.stem}.png").resolve() in sources:
-                raise DataError(
-                    f"{output_dir / f'{f.stem}.png'}: writing the output would overwrite an input image; "
-                    "choose another output folder"
-                )
+        files = expand_inputs(inputs, output_dir)
         written: list[Path] = []
         pending: list[tuple[Path, Tensor]] = []
 
@@ -208,8 +201,12 @@ def generator_for_direction(path: str | Path, direction: str) -> str | None:
     )
 
 
-def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders expanded to the images they hold; errors name what is missing."""
+def expand_inputs(inputs: Iterable[str | Path], output_dir: str | Path | None = None) -> list[Path]:
+    """Files as given, folders expanded to the images they hold; errors name what is missing.
+
+    With ``output_dir``, also refuses inputs whose output ``output_dir/<stem>.png`` would overwrite an
+    input image.
+    """
     files: list[Path] = []
     for item in inputs:
         path = Path(item)
@@ -232,6 +229,14 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
         unique.append(f)
     if not unique:
         raise DataError("no input images given")
+    if output_dir is not None:
+        sources = {f.resolve() for f in unique}
+        for f in unique:
+            out = Path(output_dir) / f"{f.stem}.png"
+            if out.resolve() in sources:
+                raise DataError(
+                    f"{out}: writing the output would overwrite an input image; choose another output folder"
+                )
     return unique
 
 

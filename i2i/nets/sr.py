@@ -6,8 +6,11 @@
 - :class:`SRVGGNetCompact` (realesr-general-x4v3, realesr-animevideov3): a plain conv stack with one
   PixelShuffle and a nearest-neighbour skip.
 - :class:`MSRResNet` (BasicSR's SRResNet without batch norm): residual blocks, PixelShuffle, bilinear skip.
+- :class:`SRResNet` (Ledig et al. 2017, the SRGAN paper's generator): 9x9 head, residual blocks with batch
+  norm and PReLU, a long skip, PixelShuffle x2 steps, 9x9 tail.
 
-All take and give images in [0, 1] (the BasicSR convention), not [-1, 1].
+All take and give images in [0, 1] (the BasicSR convention), not [-1, 1]. The discriminators live in
+:mod:`i2i.nets.sr_discriminators`.
 
 Example:
     >>> import torch
@@ -23,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from i2i.errors import ConfigError
+from i2i.nets.layers import check_norm, norm_layer
 from i2i.nets.registry import register
 
 
@@ -218,3 +222,104 @@ class MSRResNet(nn.Module):
             out = self.lrelu(self.pixel_shuffle(self.upconv2(out)))
         out = self.conv_last(self.lrelu(self.conv_hr(out)))
         return out + F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
+
+
+@torch.no_grad()
+def icnr_(conv: nn.Conv2d, r: int) -> nn.Conv2d:
+    """ICNR initialisation (Aitken et al. 2017) of a conv feeding ``PixelShuffle(r)``, in place.
+
+    The r*r sub-pixel filters of each output channel start equal, so the shuffled output starts as a
+    nearest-neighbour upsampling of one conv: no checkerboard pattern to unlearn first.
+    """
+    out_channels = conv.out_channels // (r * r)
+    weight = conv.weight[:: r * r].clone()  # (C, C_in, k, k): one filter per output channel
+    conv.weight.copy_(weight.repeat_interleave(r * r, dim=0))  # PixelShuffle reads channel c * r * r + i
+    if conv.bias is not None:
+        conv.bias.copy_(conv.bias.view(out_channels, r * r)[:, :1].expand(-1, r * r).reshape(-1))
+    return conv
+
+
+class ResidualBlockBN(nn.Module):
+    """SRResNet's block: conv3x3-norm-PReLU-conv3x3-norm plus the identity (Ledig et al. 2017, Fig. 4)."""
+
+    def __init__(self, channels: int, norm: str) -> None:
+        super().__init__()
+        bias = norm != "batch"  # BatchNorm's shift makes a conv bias redundant
+        self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1, bias=bias)
+        self.norm1 = norm_layer(norm, channels)
+        self.act = nn.PReLU(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=bias)
+        self.norm2 = norm_layer(norm, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.norm2(self.conv2(self.act(self.norm1(self.conv1(x)))))
+
+
+@register("srresnet")
+class SRResNet(nn.Module):
+    """The SRGAN paper's generator (Ledig et al. 2017, Fig. 4), trained alone with MSE it is "SRResNet".
+
+    ``conv_first`` (9x9, PReLU) -> ``num_blocks`` residual blocks (conv-BN-PReLU-conv-BN + skip) ->
+    ``conv_body`` (3x3, BN) plus the long skip from ``conv_first`` -> upsampling steps (3x3 conv to 4x the
+    channels, PixelShuffle x2, PReLU; one x3 step for scale 3) -> ``conv_last`` (9x9). There is no output
+    activation and no interpolated-input skip, as in the paper. The upsampling convs start ICNR-initialised
+    (:func:`icnr_`), which the paper does not specify: it avoids the checkerboard artefacts of PixelShuffle.
+
+    Args:
+        in_channels: Image channels.
+        out_channels: Output channels.
+        base_channels: Feature width (64 in the paper).
+        num_blocks: Residual blocks (16 in the paper).
+        scale: 2, 3 or 4 (the paper's x4 is two x2 steps).
+        norm: ``batch`` (the paper), ``instance`` or ``none`` (EDSR/ESRGAN argue batch norm hurts PSNR and
+            brings artefacts at test time; ``none`` is that variant).
+
+    Shape:
+        (B, C, H, W) in [0, 1] -> (B, C_out, H * scale, W * scale).
+
+    Example:
+        >>> import torch
+        >>> SRResNet(base_channels=8, num_blocks=2)(torch.rand(2, 3, 8, 8)).shape
+        torch.Size([2, 3, 32, 32])
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        base_channels: int = 64,
+        num_blocks: int = 16,
+        scale: int = 4,
+        norm: str = "batch",
+    ) -> None:
+        super().__init__()
+        if scale not in (2, 3, 4):
+            raise ConfigError(f"srresnet: scale must be 2, 3 or 4, got {scale}")
+        check_norm(norm)
+        self.scale = scale
+        self.multiple = 1
+        width = base_channels
+        self.conv_first = nn.Sequential(nn.Conv2d(in_channels, width, 9, 1, 4), nn.PReLU(width))
+        self.body = nn.Sequential(*(ResidualBlockBN(base_channels, norm) for _ in range(num_blocks)))
+        self.conv_body = nn.Sequential(
+            nn.Conv2d(width, width, 3, 1, 1, bias=norm != "batch"), norm_layer(norm, width)
+        )
+        steps = [3] if scale == 3 else [2] * (scale // 2)
+        self.upsample = nn.Sequential(
+            *(
+                nn.Sequential(
+                    nn.Conv2d(base_channels, base_channels * r * r, 3, 1, 1),
+                    nn.PixelShuffle(r),  # (B, C*r*r, H, W) -> (B, C, H*r, W*r)
+                    nn.PReLU(base_channels),
+                )
+                for r in steps
+            )
+        )
+        for block, r in zip(self.upsample, steps, strict=True):
+            icnr_(block[0], r)
+        self.conv_last = nn.Conv2d(base_channels, out_channels, 9, 1, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        feat = self.conv_first(x)
+        feat = feat + self.conv_body(self.body(feat))
+        return self.conv_last(self.upsample(feat))
