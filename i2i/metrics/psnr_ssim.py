@@ -9,11 +9,15 @@ the valid region, computed by kornia.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import kornia
 import torch
 from torch import Tensor
 
 from i2i.errors import DataError
+from i2i.metrics.base import Metric, check_images
 
 # MATLAB rgb2ycbcr luma for RGB in [0, 1]: Y in [16/255, 235/255].
 _Y_WEIGHTS = (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)
@@ -90,3 +94,52 @@ def ssim(
         raise DataError(f"SSIM needs images of at least 11x11 after the border crop, got {tuple(pred.shape)}")
     ssim_map = kornia.metrics.ssim(pred, target, window_size=11, max_val=data_range, padding="valid")
     return ssim_map.flatten(1).mean(1)
+
+
+class PSNRSSIM(Metric):
+    """PSNR and/or SSIM of each fake against its own target, averaged over images (the SR papers' way).
+
+    Args:
+        psnr: Report ``psnr`` (dB).
+        ssim: Report ``ssim``.
+        crop_border: Pixels cut from each side first (the SR scale, by convention; 0 for translation).
+        y_channel: Measure the BT.601 luma (the SR convention) instead of RGB.
+    """
+
+    paired = True
+
+    def __init__(
+        self, *, psnr: bool = True, ssim: bool = True, crop_border: int = 0, y_channel: bool = True
+    ) -> None:
+        self.names = (("psnr",) if psnr else ()) + (("ssim",) if ssim else ())
+        self.crop_border, self.y_channel = crop_border, y_channel
+        self._values: dict[str, list[Tensor]] = {name: [] for name in self.names}
+
+    def update(
+        self, fake: Tensor | None = None, real: Tensor | None = None, *, texts: Sequence[str] | None = None
+    ) -> None:
+        if fake is None or real is None:
+            raise DataError("PSNR/SSIM compare each image with its target: give both fake and real")
+        pred = check_images(fake, "fake images").double() / 255.0
+        target = check_images(real, "real images").double() / 255.0
+        options = {"crop_border": self.crop_border, "y_channel": self.y_channel}
+        for name, fn in (("psnr", psnr), ("ssim", ssim)):
+            if name in self._values:
+                self._values[name].append(fn(pred.cpu(), target.cpu(), **options))
+
+    def values(self) -> dict[str, Tensor]:
+        """Per-image values in the order the images were added: name -> (N,) float64."""
+        return {name: torch.cat(v) if v else torch.empty(0) for name, v in self._values.items()}
+
+    def compute(self) -> dict[str, float]:
+        if not any(self._values.values()):
+            raise DataError("PSNR/SSIM: no images were added")
+        results = {}
+        for name, values in self.values().items():
+            # As in sr_eval: an image equal to its target has infinite PSNR; average the others.
+            finite = values[torch.isfinite(values)]
+            results[name] = float(finite.mean()) if len(finite) else math.inf
+        return results
+
+    def reset(self, *, keep_real: bool = False) -> None:
+        self._values = {name: [] for name in self.names}
