@@ -1,22 +1,32 @@
-"""Loss building blocks: adversarial losses per GAN kind, their regularizers, and pixel losses.
+"""Loss building blocks: adversarial losses per GAN kind, their regularizers, pixel and VGG content losses.
 
 They know nothing of training: methods combine and weight them.
 """
 
 from __future__ import annotations
 
-from i2i.losses.adversarial import GAN_KINDS, d_loss, g_loss, gradient_penalty, r1_penalty
+from i2i.losses.adversarial import (
+    GAN_KINDS,
+    d_loss,
+    g_loss,
+    gradient_penalty,
+    matching_aware_penalty,
+    r1_penalty,
+)
+from i2i.losses.perceptual import VGGFeatureLoss
 from i2i.losses.pixel import PIXEL_LOSSES, charbonnier_loss, l1_loss, l2_loss, pixel_loss
 
 __all__ = [
     "GAN_KINDS",
     "PIXEL_LOSSES",
+    "VGGFeatureLoss",
     "charbonnier_loss",
     "d_loss",
     "g_loss",
     "gradient_penalty",
     "l1_loss",
     "l2_loss",
+    "matching_aware_penalty",
     "pixel_loss",
     "r1_penalty",
 ]

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from i2i.errors import ConfigError
 
-__all__ = ["GAN_KINDS", "d_loss", "g_loss", "gradient_penalty", "r1_penalty"]
+__all__ = ["GAN_KINDS", "d_loss", "g_loss", "gradient_penalty", "matching_aware_penalty", "r1_penalty"]
 
 Logits = Tensor | Sequence[Tensor]
 
@@ -284,3 +284,44 @@ def r1_penalty(real_logits: Logits, real: Tensor) -> Tensor:
     scales = _as_list(real_logits, "real_logits")
     penalties = [_per_sample_grad(scores, real).square().sum(dim=1).mean() for scores in scales]
     return sum(penalties) / len(penalties)
+
+
+def matching_aware_penalty(logits: Tensor, inputs: Sequence[Tensor], *, power: float = 6.0) -> Tensor:
+    """Matching-aware gradient penalty (MA-GP, Tao et al. 2022, DF-GAN eq. 3-4), unweighted.
+
+    ``E[||(grad_x D(x, e), grad_e D(x, e))||_2^p]`` on real images ``x`` with their *matching* sentences
+    ``e``: it smooths the conditional critic around the real, matching pairs, in image and in text, which
+    pulls generated images that match their text towards the data. DF-GAN weighs it by k = 2 with p = 6.
+
+    Args:
+        logits: The discriminator's scores of the real, matching pairs, ``(B,)`` or ``(B, ...)``.
+        inputs: The tensors the gradient is taken w.r.t. (the images and the sentence embeddings), each
+            batch-first and requiring grad before the discriminator ran on them.
+        power: ``p``, the exponent of the joint gradient norm.
+
+    Returns:
+        The scalar penalty, differentiable w.r.t. the discriminator's parameters.
+
+    Raises:
+        ValueError: an input does not require grad.
+
+    Shape:
+        - logits: ``(B, ...)``; inputs: ``(B, ...)`` each; output: ``()``.
+
+    Example:
+        >>> x, e = torch.randn(4, 2).requires_grad_(True), torch.randn(4, 1).requires_grad_(True)
+        >>> matching_aware_penalty(x @ torch.tensor([3.0, 0.0]) + 4 * e[:, 0], (x, e), power=2)  # 9 + 16
+        tensor(25.)
+    """
+    inputs = list(inputs)
+    if not all(t.requires_grad for t in inputs):
+        raise ValueError(
+            "matching_aware_penalty needs the gradient w.r.t. every input; call requires_grad_(True) on the "
+            "images and sentence embeddings before running the discriminator on them"
+        )
+    grads = torch.autograd.grad(
+        outputs=logits, inputs=inputs, grad_outputs=torch.ones_like(logits), create_graph=True
+    )
+    squared = sum(g.flatten(1).square().sum(dim=1) for g in grads)  # (B,) ||joint gradient||^2
+    # (||g||^2)^(p/2) rather than sqrt(...)^p: the same value without sqrt's infinite slope at zero.
+    return squared.pow(power / 2).mean()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from i2i.errors import ConfigError
-from i2i.losses import GAN_KINDS, d_loss, g_loss, gradient_penalty, r1_penalty
+from i2i.losses import GAN_KINDS, d_loss, g_loss, gradient_penalty, matching_aware_penalty, r1_penalty
 
 
 def _softplus(x: float) -> float:
@@ -278,3 +278,27 @@ def test_r1_requires_grad_on_real_images():
     real = torch.randn(2, 3)
     with pytest.raises(ValueError, match=r"requires_grad_\(True\)"):
         r1_penalty(real.sum(dim=1), real)
+
+
+# --- matching-aware gradient penalty (DF-GAN) -------------------------------------------------------------
+
+
+def test_matching_aware_penalty_is_the_joint_gradient_norm_to_the_p() -> None:
+    """D(x, e) = <w, x> + <v, e>: the joint gradient is (w, v) for every sample, so the penalty is
+    (||w||^2 + ||v||^2)^(p / 2) exactly, and it trains D through create_graph."""
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    v = torch.tensor([2.0], requires_grad=True)
+    x, e = torch.randn(5, 2).requires_grad_(True), torch.randn(5, 1).requires_grad_(True)
+    logits = x @ w + e @ v
+    penalty = matching_aware_penalty(logits, (x, e), power=6)
+    torch.testing.assert_close(penalty, torch.tensor(9.0**3))
+    penalty.backward()
+    # d/dw (|w|^2 + |v|^2)^3 = 3 (|w|^2 + |v|^2)^2 * 2w
+    torch.testing.assert_close(w.grad, 3 * 81 * 2 * w.detach())
+    assert matching_aware_penalty(x @ w.detach(), (x,), power=2) == pytest.approx(5.0)
+
+
+def test_matching_aware_penalty_needs_inputs_that_require_grad() -> None:
+    x = torch.randn(3, 2)
+    with pytest.raises(ValueError, match="requires_grad_"):
+        matching_aware_penalty(x.sum(1), (x,))
