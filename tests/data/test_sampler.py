@@ -4,7 +4,7 @@ from itertools import islice
 
 import pytest
 
-from i2i.data.sampler import ResumableBatchSampler, sample_seed
+from i2i.data.sampler import ResumableBatchSampler, convert_position, sample_seed
 from i2i.errors import ConfigError
 
 
@@ -38,3 +38,29 @@ def test_unshuffled_order_and_errors():
         ResumableBatchSampler(4, 8, seed=0)
     with pytest.raises(ConfigError, match="seed: must be a non-negative"):
         ResumableBatchSampler(4, 2, seed=-1)
+
+
+def test_ranks_split_each_global_batch_without_overlap():
+    world = 3
+    ranks = [
+        list(islice(iter(ResumableBatchSampler(20, 2, seed=5, rank=r, world_size=world)), 6))
+        for r in range(world)
+    ]
+    single = list(islice(iter(ResumableBatchSampler(20, 2 * world, seed=5)), 6))
+    for step in range(6):
+        together = [key for r in range(world) for key in ranks[r][step]]
+        assert together == single[step]  # rank r holds its slice of the global batch, seeds included
+    epoch = [i for r in range(world) for batch in ranks[r][:3] for i, _ in batch]
+    assert len(epoch) == len(set(epoch)) == 18  # 20 // 6 = 3 global batches per epoch, no repeats
+
+
+def test_one_process_is_the_plain_sampler():
+    plain = list(islice(iter(ResumableBatchSampler(10, 3, seed=2, start_batch=4)), 5))
+    assert plain == list(islice(iter(ResumableBatchSampler(10, 3, seed=2, start_batch=4, world_size=1)), 5))
+
+
+def test_position_converts_between_world_sizes_by_epoch():
+    assert convert_position(7, 5, 10) == 14  # epoch 1, 2/5 through -> epoch 1, 4/10 through
+    assert convert_position(7, 5, 2) == 2  # epoch 1, 2/5 -> 0/2: the same epoch, rounded down
+    with pytest.raises(ConfigError, match="data.batch_size: 4 times 3 processes is larger than the dataset"):
+        ResumableBatchSampler(10, 4, seed=0, world_size=3)

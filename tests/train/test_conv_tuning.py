@@ -1,0 +1,123 @@
+"""CPU convolution autotuning: the im2col path computes the same convolution, and choices survive resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from i2i.config import load_config
+from i2i.methods import build_method, method_class
+from i2i.train import Trainer, conv_tuning
+
+TINY = [
+    "model.generator.name=unet",
+    "model.generator.args={num_downs: 5, base_channels: 8, norm: batch, dropout: true}",
+    "model.discriminator.args={base_channels: 8, num_layers: 2, norm: batch}",
+    "data.source=synthetic",
+    "data.synthetic={num_train: 8, num_test: 2, size: 32}",
+    "data.load_size=36",
+    "data.crop_size=32",
+    "data.batch_size=2",
+    "data.num_workers=0",
+    "train.log_every=1",
+    "train.sample_every=0",
+    "train.save_every=0",
+    f"train.max_steps={conv_tuning.MIN_STEPS}",  # long enough to be tuned; the tests stop early
+]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_choices():
+    saved = conv_tuning.choices()
+    conv_tuning._CHOICES.clear()
+    yield
+    conv_tuning._CHOICES.clear()
+    conv_tuning.load_choices(saved)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        nn.Conv2d(4, 6, 4, 2, 1),
+        nn.Conv2d(4, 6, 3, 1, 1, bias=False),
+        nn.ConvTranspose2d(6, 4, 4, 2, 1),
+        nn.ConvTranspose2d(6, 4, 3, 2, 1, output_padding=1, groups=2),
+    ],
+    ids=["conv", "conv-nobias", "transposed", "transposed-groups"],
+)
+def test_im2col_path_matches_the_module_with_gradients_and_double_backward(module: nn.Module) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, module.in_channels, 9, 9, requires_grad=True)
+    expected, got = module(x), conv_tuning.im2col_convolution(module, x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    params = [x, *module.parameters()]
+    first = torch.autograd.grad(expected.square().sum(), params, create_graph=True)
+    second = torch.autograd.grad(got.square().sum(), params, create_graph=True)
+    for a, b in zip(first, second, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+    # Gradient penalties differentiate the input gradient again (WGAN-GP, R1).
+    again = torch.autograd.grad(first[0].square().sum(), module.weight)[0]
+    torch.testing.assert_close(
+        torch.autograd.grad(second[0].square().sum(), module.weight)[0], again, rtol=1e-3, atol=1e-4
+    )
+
+
+def test_installed_nets_keep_their_state_dict_and_outputs_and_record_choices() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.ConvTranspose2d(8, 3, 4, 2, 1))
+    keys = list(net.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    expected = net(x)
+    assert conv_tuning.install({"g": net}) == 2
+    assert conv_tuning.install({"g": net}) == 0  # once only
+    assert list(net.state_dict()) == keys
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), expected, rtol=1e-5, atol=1e-5)
+    net(x).sum().backward()
+    made = conv_tuning.choices()
+    assert len(made) == 4  # two layers, without and with gradients
+    assert set(made.values()) <= {conv_tuning.ONEDNN, conv_tuning.IM2COL}
+    assert any(key.endswith("grads:w") for key in made) and any(key.endswith("grads:-") for key in made)
+
+
+def test_large_convolutions_stay_with_onednn_untimed() -> None:
+    big = nn.Conv2d(3, 4, 3, padding=1)
+    assert not conv_tuning.worth_tuning(big, torch.zeros(1, 3, 128, 128))
+    assert conv_tuning.worth_tuning(big, torch.zeros(1, 3, 32, 32))
+    assert conv_tuning.worth_tuning(nn.ConvTranspose2d(512, 512, 4, 2, 1), torch.zeros(1, 512, 16, 16))
+
+
+def make_trainer(tmp_path, *extra: str) -> Trainer:
+    cfg = load_config("demo_pix2pix", overrides=[*TINY, f"output_dir={tmp_path}", *extra])
+    train_set, _ = method_class(cfg.method).datasets(cfg)
+    return Trainer(cfg, build_method(cfg), train_set, progress=False)
+
+
+def test_short_runs_and_compiled_runs_are_not_tuned(tmp_path) -> None:
+    short = make_trainer(tmp_path, "train.max_steps=10")
+    assert not any("_untuned_forward" in m.__dict__ for m in short.method.nets["g"].modules())
+    compiled = make_trainer(tmp_path, "train.compile=true")  # compilation is lazy: nothing runs here
+    assert not any("_untuned_forward" in m.__dict__ for m in compiled.method.nets["g"].modules())
+    tuned = make_trainer(tmp_path)
+    assert any("_untuned_forward" in m.__dict__ for m in tuned.method.nets["g"].modules())
+
+
+def test_resume_uses_the_checkpoints_choices(tmp_path) -> None:
+    """A resumed process would time the backends anew (and might choose otherwise): the saved choices win."""
+    straight = make_trainer(tmp_path, "name=straight")
+    straight.fit(stop_at=4)
+    made = conv_tuning.choices()
+    assert made
+
+    make_trainer(tmp_path, "name=split").fit(stop_at=2)
+    conv_tuning._CHOICES.clear()  # as in a new process that measured the opposite everywhere
+    opposite = {conv_tuning.ONEDNN: conv_tuning.IM2COL, conv_tuning.IM2COL: conv_tuning.ONEDNN}
+    conv_tuning.load_choices({k: opposite[v] for k, v in made.items()})
+    resumed = make_trainer(tmp_path, "name=split")
+    resumed.fit(resume="auto", stop_at=4)
+    assert conv_tuning.choices() == made
+    for name, net in straight.method.nets.items():
+        theirs = resumed.method.nets[name].state_dict()
+        for key, value in net.state_dict().items():
+            assert torch.equal(value, theirs[key]), f"{name}.{key}"
