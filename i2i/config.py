@@ -77,10 +77,29 @@ class SyntheticDataConfig:
 
 
 @dataclass
+class SRDataConfig:
+    """Super-resolution data (method srgan): LR images made from HR crops on the fly (``i2i.data.sr``).
+
+    The HR crop side is ``data.crop_size``, the factor ``model.scale``; ranges are ``[low, high]``, sampled
+    per image, ``[0, 0]`` for none.
+    """
+
+    blur_sigma: tuple[float, float] = (0.0, 0.0)  # Gaussian blur of the HR image before downscaling
+    noise_sigma: tuple[float, float] = (0.0, 0.0)  # Gaussian noise on the LR image, in 8-bit levels
+    jpeg_quality: tuple[int, int] = (0, 0)  # JPEG compression of the LR image (1-100)
+    repeats: int = 1  # random crops per HR image per epoch (BasicSR's dataset_enlarge_ratio)
+    lr_split: str = ""  # ready-made validation LR images under data.root, e.g. DIV2K_valid_LR_bicubic/X4
+    val_crop_size: int = 256  # validation on centred HR crops of this side (whole images: i2i eval sr)
+    val_images: int = 10  # validation images used for PSNR/SSIM during training (0: all)
+
+
+@dataclass
 class DataConfig:
     """Where the images come from and how they are augmented."""
 
-    # folder | synthetic; method gan also: digits | mnist | fashion_mnist | class_folders (i2i.data.labelled)
+    # folder | synthetic; method gan also: digits | mnist | fashion_mnist | class_folders (i2i.data.labelled);
+    # method text2image: folder = images with metadata.jsonl or .txt captions (i2i.data.captions),
+    # synthetic = captioned coloured shapes (i2i.data.synthetic_captions)
     source: str = "folder"
     root: str = ""
     layout: str = "auto"  # auto | aligned (A|B side by side) | folders (A/ and B/)
@@ -96,6 +115,7 @@ class DataConfig:
     num_workers: int = 2
     on_bad_image: str = "error"  # error (stop, naming the file) | skip (use the next image; count and log)
     synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
+    sr: SRDataConfig = field(default_factory=SRDataConfig)
 
 
 @dataclass
@@ -115,9 +135,42 @@ class TrainConfig:
     sample_every: int = 500
     save_every: int = 1000
     keep_last: int = 3
-    best_metric: str = ""  # a logged term (lower is better) to keep best.safetensors by; "" disables
+    best_metric: str = ""  # keep best.safetensors by a logged term (lower is better) or eval metric; "" off
     max_nonfinite_steps: int = 10  # stop after this many steps in a row with NaN/Inf losses (0: never)
     allow_config_change: bool = False  # resume even if method/model/optim/seed/batch settings changed
+    # Speed (README "Performance"); none of these changes the model or the objective.
+    channels_last: bool | str = "auto"  # auto (on for CUDA) | true | false: NHWC nets and images
+    compile: bool = False  # torch.compile the nets (the first steps are slow while it compiles)
+    fused_optimizer: bool = True  # fused Adam kernels (CUDA and CPU); false: torch's default Adam
+    conv_autotune: bool = True  # CPU: per conv layer, oneDNN or im2col+GEMM, whichever measures faster
+    cudnn_benchmark: bool = True  # CUDA: cuDNN times its conv algorithms for the input size, keeps the best
+    num_threads: int = 0  # CPU intra-op threads; 0 keeps torch's default (one per core)
+    # Several processes (torchrun; README "Multi-GPU"); data.batch_size is per process.
+    lr_scaling: str = "none"  # none | linear | sqrt: optim.*.lr times world size (or its square root)
+    sync_batchnorm: bool = False  # CUDA: batch-norm statistics over the batches of all processes
+    ddp_find_unused_parameters: bool = False  # for methods with nets some of whose weights get no gradient
+
+
+@dataclass
+class EvalConfig:
+    """Quality metrics during training (README "Evaluate"); ``i2i eval`` shares the metric settings."""
+
+    every: int = 0  # evaluate every N steps and at the end of training; 0 disables
+    source: str = "test"  # test (the held-out split, data.test_split) | folder (eval.folder, like data.root)
+    folder: str = ""  # source=folder: the dataset folder to evaluate on
+    split: str = ""  # source=folder: its split ("" = data.test_split)
+    metrics: tuple[str, ...] = ("fid",)  # fid | kid | lpips | psnr | ssim (paired data) | clip_score
+    num_samples: int = 0  # evaluate on the first N held-out images (0 = all)
+    batch_size: int = 8
+    inception_weights: str = ""  # FID/KID: local pt_inception-2015-12-05-6726825d.pth; "" = verified download
+    inception_input: str = "pytorch-fid"  # pytorch-fid | torch-fidelity: whose resize/scaling to reproduce
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000  # capped at the number of images
+    lpips_net: str = "alex"  # alex | vgg
+    lpips_weights: str = ""  # LPIPS: local torchvision backbone file ("" = verified download)
+    clip_model: str = ""  # clip_score: a local CLIP folder (save_pretrained); never downloaded
+    crop_border: int = 0  # PSNR/SSIM: pixels cut from each side (super-resolution: the scale)
+    y_channel: bool = True  # PSNR/SSIM on the BT.601 luma (the super-resolution convention)
 
 
 @dataclass
@@ -131,6 +184,7 @@ class Config:
     model: Any = None
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     optim: dict[str, OptimizerConfig] = field(
         default_factory=lambda: {"g": OptimizerConfig(), "d": OptimizerConfig()}
     )

@@ -61,7 +61,8 @@ class ModelInfo:
     extra: dict[str, Any] = field(default_factory=dict)
     # What the net does, which decides the inference tool that runs it: "translate" (image -> image of the
     # same size), "upscale" (image -> image ``scale`` times larger), "text2image" or "generate" (noise or
-    # labels -> image). Methods put it in their specs; older checkpoints get it from the net itself.
+    # labels -> image), or "discriminate" (a discriminator: image -> logits, nothing to run it for).
+    # Methods put it in their specs; older checkpoints get it from the net itself.
     task: str = "translate"
 
     @property
@@ -72,6 +73,9 @@ class ModelInfo:
 
 def task_of(model: nn.Module) -> str:
     """The task of a net whose checkpoint does not say: from the attributes its family sets."""
+    declared = getattr(model, "task", None)  # discriminators declare theirs: no inference tool runs them
+    if isinstance(declared, str):
+        return declared
     if hasattr(model, "scale"):  # the SR families, x1 (denoising) RRDBNet included
         return "upscale"
     if hasattr(model, "latent_dim"):
@@ -107,6 +111,8 @@ def _load_i2i(path: Path, net: str | None, ema: bool) -> tuple[nn.Module, ModelI
         dict(spec["args"]),
         tuple(spec.get("value_range", (-1, 1))),
         "i2i",
+        # What else the method recorded for inference, e.g. a text-to-image generator's text encoder.
+        {k: v for k, v in spec.items() if k not in ("name", "args", "value_range", "task")},
         task=spec.get("task") or task_of(model),
     )
     return model, info
@@ -193,6 +199,34 @@ def load_model(
     return load_model_with_info(path, net=net, ema=ema, device=device)[0]
 
 
+def describe_model(path: str | Path, *, net: str | None = None) -> ModelInfo:
+    """The :class:`ModelInfo` of a model file (its task, architecture, value range), cheaply.
+
+    Exported models and i2i checkpoints are described from their header, without reading a tensor; files
+    whose header does not say (``.pth``, checkpoints older than the ``task`` field) are loaded. Registry
+    names are not accepted: a :class:`WeightsEntry` describes those without a download.
+
+    Raises:
+        CheckpointError: as :func:`load_model_with_info`.
+    """
+    path = Path(path)
+    if _is_exported(path):
+        config = json.loads(read_metadata(path)["config"])
+        if config.get("task"):
+            known = ("format", "arch", "args", "value_range", "source", "task")
+            extra = {k: v for k, v in config.items() if k not in known}
+            args, value_range = dict(config["args"]), tuple(config["value_range"])
+            return ModelInfo(config["arch"], args, value_range, "i2i", extra, task=config["task"])
+    elif is_checkpoint(path):
+        specs = load_checkpoint(path, prefix="specs")
+        spec = specs.get(net or next(iter(specs)), {})
+        if spec.get("task"):
+            extra = {k: v for k, v in spec.items() if k not in ("name", "args", "value_range", "task")}
+            value_range = tuple(spec.get("value_range", (-1, 1)))
+            return ModelInfo(spec["name"], dict(spec["args"]), value_range, "i2i", extra, task=spec["task"])
+    return load_model_with_info(path, net=net)[1]
+
+
 # ----------------------------------------------------------------------------- the weights registry
 
 
@@ -253,6 +287,11 @@ class WeightsEntry:
     def arch_title(self) -> str:
         """The reference class name (``RRDBNet``), for messages."""
         return self.reference_arch.split("(")[0] or self.arch
+
+    @property
+    def loadable(self) -> bool:
+        """Whether this version of i2i has the architecture the weights load into."""
+        return self.arch in nets.list()
 
 
 @functools.cache
@@ -419,6 +458,7 @@ def export_model(model: nn.Module, info: ModelInfo, out: str | Path, **provenanc
         "value_range": list(info.value_range),
         "source": info.source,
         "task": info.task,
+        **info.extra,  # e.g. the text encoder a text-to-image generator needs
         **provenance,
     }
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}

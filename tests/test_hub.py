@@ -271,6 +271,9 @@ def test_model_info_task_comes_from_the_net_when_the_checkpoint_does_not_say():
     from i2i import nets
     from i2i.hub import task_of
 
-    assert task_of(nets.build("rrdbnet", base_channels=8, num_blocks=1, growth_channels=4, scale=2)) == "upscale"
+    rrdb = nets.build("rrdbnet", base_channels=8, num_blocks=1, growth_channels=4, scale=2)
+    assert task_of(rrdb) == "upscale"
+    assert task_of(nets.build("patchgan", base_channels=8)) == "discriminate"
+    assert task_of(nets.build("unet_d_sn", base_channels=8)) == "discriminate"
     assert task_of(nets.build("unet_128", base_channels=8)) == "translate"
     assert task_of(nets.build("dcgan_g", latent_dim=8, base_channels=8, image_size=32)) == "generate"

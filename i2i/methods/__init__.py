@@ -14,10 +14,18 @@ from i2i.errors import ConfigError
 from i2i.methods.cyclegan import CycleGAN, CycleGANConfig
 from i2i.methods.gan import GAN, GANConfig
 from i2i.methods.pix2pix import Pix2Pix, Pix2PixConfig
+from i2i.methods.srgan import SRGAN, SRGANConfig
+from i2i.methods.text2image import TextToImageGAN, TextToImageGANConfig
 from i2i.train import Trainer, TrainResult
 from i2i.train.loop import seed_everything
 
-METHODS: dict[str, Any] = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN, "gan": GAN}
+METHODS: dict[str, Any] = {
+    "pix2pix": Pix2Pix,
+    "cyclegan": CycleGAN,
+    "gan": GAN,
+    "text2image": TextToImageGAN,
+    "srgan": SRGAN,
+}
 
 
 def method_class(name: str) -> Any:
@@ -42,9 +50,15 @@ def first_items(dataset: Dataset, count: int) -> Mapping[str, Any] | None:
 
 def train(cfg: Config, *, resume: str | None = None, progress: bool | None = None) -> TrainResult:
     """Build the method and data that ``cfg`` describes and train it with the shared Trainer."""
+    from i2i.train.evaluation import Evaluator  # its metrics take a while to import: only when training
+
     method = build_method(cfg)
-    train_set, test_set = method_class(cfg.method).datasets(cfg)
-    trainer = Trainer(cfg, method, train_set, sample_batch=first_items(test_set, 4), progress=progress)
+    datasets = method_class(cfg.method).datasets
+    train_set, test_set = datasets(cfg)
+    evaluator = Evaluator.from_config(cfg, test_set, datasets=datasets, method=method)
+    trainer = Trainer(
+        cfg, method, train_set, sample_batch=first_items(test_set, 4), progress=progress, evaluator=evaluator
+    )
     return trainer.fit(resume=resume)
 
 
@@ -54,7 +68,7 @@ def dry_run(cfg: Config) -> TrainResult:
     batch = cfg.data.batch_size * cfg.train.grad_accum * cfg.train.n_critic
     cfg.data.source = "synthetic"
     cfg.data.synthetic.num_train = batch
-    cfg.data.synthetic.num_test = 1
+    cfg.data.synthetic.num_test = 2  # an eval block (eval.every) needs two held-out images
     cfg.data.synthetic.size = cfg.data.crop_size
     cfg.data.num_workers = 0
     cfg.train.max_steps = 1
@@ -71,6 +85,10 @@ __all__ = [
     "CycleGANConfig",
     "Pix2Pix",
     "Pix2PixConfig",
+    "SRGAN",
+    "SRGANConfig",
+    "TextToImageGAN",
+    "TextToImageGANConfig",
     "build_method",
     "dry_run",
     "first_items",

@@ -200,6 +200,8 @@ class DiscriminatorHeads(nn.Module):
 class _Discriminator(nn.Module):
     """Labels in, logits out; subclasses build ``heads`` and define ``features(x, labels)``."""
 
+    task = "discriminate"  # read by i2i.hub.task_of
+
     heads: DiscriminatorHeads
 
     def _init_conditioning(self, num_classes: int, conditioning: str, embedding_dim: int) -> int:

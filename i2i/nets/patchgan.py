@@ -42,6 +42,8 @@ class PatchDiscriminator(nn.Module):
         torch.Size([2, 1, 6, 6])
     """
 
+    task = "discriminate"  # read by i2i.hub.task_of
+
     def __init__(
         self, in_channels: int = 3, base_channels: int = 64, num_layers: int = 3, norm: str = "batch"
     ) -> None:
@@ -89,6 +91,8 @@ class PixelDiscriminator(nn.Module):
         >>> PixelDiscriminator(base_channels=8)(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 1, 32, 32])
     """
+
+    task = "discriminate"  # read by i2i.hub.task_of
 
     def __init__(self, in_channels: int = 3, base_channels: int = 64, norm: str = "batch") -> None:
         super().__init__()

@@ -8,6 +8,7 @@ discriminator update (``n_critic`` times) then one generator update, and the res
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import random
@@ -18,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,12 +27,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from i2i.config import Config, config_to_dict, dump_config
+from i2i.config import Config, OptimizerConfig, config_to_dict, dump_config
 from i2i.data.badimages import BAD_IMAGES_KEY, SkipBadImages, one_line
 from i2i.data.images import save_image
-from i2i.data.sampler import ResumableBatchSampler
+from i2i.data.sampler import ResumableBatchSampler, convert_position
 from i2i.device import autocast_dtype, select_device, select_precision
 from i2i.errors import CheckpointError, ConfigError, DataError, I2IError
+from i2i.metrics.base import higher_is_better
+from i2i.train import conv_tuning, distributed, fastpath
 from i2i.train.checkpoint import (
     checkpoint_path,
     config_differences,
@@ -48,6 +51,9 @@ from i2i.train.logging import MetricsLogger, sample_grid
 from i2i.train.method import Method, adam, group_parameters
 from i2i.train.schedule import lr_factor
 from i2i.train.signals import GracefulStop, TrainingInterrupted, isolate_worker_signals, signal_name
+
+if TYPE_CHECKING:  # the evaluator's metrics take seconds to import; only runs that evaluate pay for it
+    from i2i.train.evaluation import Evaluator
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +92,24 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(list(state["cuda"]))
 
 
-def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+def to_device(batch: Mapping[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:
+    """The batch's tensors on ``device``; images (4-D float tensors) in NHWC when ``channels_last``."""
+    return {
+        k: fastpath.image_to_memory_format(v.to(device, non_blocking=True), channels_last)
+        if isinstance(v, Tensor)
+        else v
+        for k, v in batch.items()
+    }
+
+
+class _NoMetrics:
+    """The metrics log of processes other than rank 0, which write nothing."""
+
+    def log(self, step: int, values: Mapping[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass
@@ -117,9 +139,12 @@ class Trainer:
         train_set: Dataset whose ``__getitem__`` accepts ``(index, sample_seed)`` keys.
         sample_batch: A fixed batch for the sample grids (e.g. the first test images); None for none.
         progress: Show a progress bar (defaults to when stderr is a terminal).
+        evaluator: Computes the ``eval`` block's metrics every ``eval.every`` steps (rank 0 only); they are
+            logged as ``eval/<name>``, and a checkpoint is saved at each evaluation when
+            ``train.best_metric`` is one of them.
 
     Attributes:
-        eval_metrics: Latest evaluation results by name (e.g. ``"fid"``), filled by evaluation code;
+        eval_metrics: Latest evaluation results by name (e.g. ``"fid"``), filled by :meth:`evaluate`;
             ``train.best_metric`` is looked up here first, then among the loss terms logged since the
             last checkpoint.
     """
@@ -132,6 +157,7 @@ class Trainer:
         *,
         sample_batch: Mapping[str, Any] | None = None,
         progress: bool | None = None,
+        evaluator: Evaluator | None = None,
     ) -> None:
         self.cfg = cfg
         self.method = method
@@ -145,16 +171,36 @@ class Trainer:
             raise ConfigError(
                 f"data.on_bad_image: {cfg.data.on_bad_image!r}; choose {' or '.join(BAD_IMAGE_POLICIES)}"
             )
-        self.device = select_device(tcfg.device)
+        fastpath.check_speed_config(tcfg)
+        # Under torchrun: join the process group; on CUDA each process takes its local rank's GPU.
+        self.dist, device_name = distributed.init_from_env(tcfg.device)
+        self.progress = self.progress and self.dist.is_main
+        self.device = select_device(device_name)
         self.precision = select_precision(tcfg.precision, self.device)
-        for net in method.nets.values():
+        fastpath.configure_backends(tcfg, self.device)
+        self.channels_last = fastpath.use_channels_last(tcfg.channels_last, self.device)
+        for name, net in method.nets.items():
             net.to(self.device)
+            fastpath.to_memory_format(net, self.channels_last)
+            if self.dist.enabled and tcfg.sync_batchnorm:
+                method.nets[name] = distributed.convert_sync_batchnorm(net, self.device)
         missing = [g for g in method.groups if g not in cfg.optim]
         if missing:
             raise ConfigError(f"optim.{missing[0]}: no optimizer settings for the {missing[0]!r} nets")
-        self.optimizers = {g: adam(group_parameters(method, g), cfg.optim[g]) for g in method.groups}
+        fused = fastpath.fused_flag(tcfg.fused_optimizer, self.device)
+        self.optimizers = {  # a group may be empty: SRGAN training SRResNet alone has no D
+            g: adam(group_parameters(method, g), self._optim_settings(g), fused=fused)
+            for g in method.groups
+            if method.groups[g]
+        }
 
-        self.sampler = ResumableBatchSampler(len(train_set), cfg.data.batch_size, seed=cfg.seed)
+        self.sampler = ResumableBatchSampler(
+            len(train_set),
+            cfg.data.batch_size,
+            seed=cfg.seed,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
         self.batches_per_step = tcfg.grad_accum * tcfg.n_critic
         self.steps_per_epoch = max(1, self.sampler.batches_per_epoch // self.batches_per_step)
         self.total_steps = tcfg.max_steps or (tcfg.epochs + tcfg.epochs_decay) * self.steps_per_epoch
@@ -166,6 +212,27 @@ class Trainer:
         }
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.ema = {n: EMA(method.nets[n], tcfg.ema_decay) for n in method.ema_nets} if tcfg.ema_decay else {}
+        trained = list(dict.fromkeys(n for g in method.groups.values() for n in g))
+        if tcfg.compile:  # after the EMA copies, which must stay plain modules
+            for name in trained:
+                fastpath.compile_net(method.nets[name])
+        elif tcfg.conv_autotune and self.device.type == "cpu" and self.total_steps >= conv_tuning.MIN_STEPS:
+            conv_tuning.install(method.nets)
+        # DDP wrappers of the trained nets; train_step routes calls through them (see distributed.swapped).
+        self._ddp = (
+            {
+                name: distributed.wrap(
+                    method.nets[name],
+                    self.dist,
+                    self.device,
+                    find_unused_parameters=tcfg.ddp_find_unused_parameters,
+                )
+                for name in trained
+                if any(p.requires_grad for p in method.nets[name].parameters())
+            }
+            if self.dist.enabled
+            else {}
+        )
         self.step = 0
         self.batches_seen = 0
         self.run_dir = cfg.run_dir
@@ -177,6 +244,9 @@ class Trainer:
         self.bad_images: list[str] = []  # problems met with data.on_bad_image=skip, one per file
         self.best: dict[str, Any] = {"metric": tcfg.best_metric, "value": None, "step": None}
         self.eval_metrics: dict[str, float] = {}
+        self.evaluator = evaluator
+        if evaluator is not None and self.dist.is_main:
+            evaluator.prepare(self.device)  # loads Inception etc. now: missing weights stop the run here
         self._since_save: dict[str, float] = defaultdict(float)
         self._since_save_count = 0
         self._saved_step: int | None = None
@@ -206,11 +276,12 @@ class Trainer:
                 f"{self.run_dir} already holds checkpoints of an earlier run; continue it with "
                 "--resume auto, or start a new run under another name (--set name=...)"
             )
-        self._prepare_run_dir()
+        if self.dist.is_main:  # rank 0 writes every file of the run
+            self._prepare_run_dir()
         if resume:
             self.resume(resume)
         else:
-            seed_everything(self.cfg.seed)
+            seed_everything(distributed.rank_seed(self.cfg.seed, self.dist.rank))
         batches = self._batches()
         metrics = self._open_metrics()
         running: dict[str, float] = defaultdict(float)
@@ -237,22 +308,29 @@ class Trainer:
                     self._since_save_count += 1
                     done = self.step == end
                     if done or self.step % max(1, self.cfg.train.log_every) == 0:
-                        last_logs = {k: v / count for k, v in running.items()}
+                        last_logs = self.dist.mean_logs({k: v / count for k, v in running.items()})
                         last_logs.update(self.counters())
                         metrics.log(self.step, last_logs)
                         bar.set_postfix({k: f"{v:.3g}" for k, v in last_logs.items() if k != "lr"})
                         running.clear()
                         count = 0
+                    evaluate_now = self.evaluator is not None and self.evaluator.due(self.step, done)
+                    if evaluate_now and self.dist.is_main:
+                        self.evaluate(metrics)
+                    # Keeping the best checkpoint by an eval metric needs a checkpoint of each evaluated step.
+                    save_eval = evaluate_now and self._best_key() in self.evaluator.names  # type: ignore[union-attr]
                     every = self.cfg.train.save_every
-                    if done or (every > 0 and self.step % every == 0):
+                    if done or (every > 0 and self.step % every == 0) or save_eval:
                         last_checkpoint = self.save()
                     every = self.cfg.train.sample_every
-                    if self.sample_batch is not None and (done or (every > 0 and self.step % every == 0)):
+                    sample_now = done or (every > 0 and self.step % every == 0)
+                    if self.sample_batch is not None and self.dist.is_main and sample_now:
                         try:
                             self.save_samples()
                         except OSError as exc:  # a sample grid is not worth stopping the run for
                             log.warning("could not write the sample grid of step %d: %s", self.step, exc)
-                    if stop.requested and not done:
+                    # Every process stops at the same step, or the others would wait for it forever.
+                    if self.dist.any_true(stop.requested) and not done:
                         if count:  # the steps since the last log line, so none goes unrecorded
                             metrics.log(
                                 self.step, {**{k: v / count for k, v in running.items()}, **self.counters()}
@@ -289,39 +367,53 @@ class Trainer:
         logs: dict[str, float] = defaultdict(float)
         self._health = StepHealth(method.nets)
         d_nets = [method.nets[n] for n in method.groups["d"]]
+        g_groups = [g for g in self.optimizers if g != "d"]
         outs: list[dict[str, Tensor]] = []
         group: list[dict[str, Any]] = []
         for critic, cpu_group in enumerate(groups):
-            group = [to_device(batch, self.device) for batch in cpu_group]
+            group = [to_device(batch, self.device, self.channels_last) for batch in cpu_group]
             reuse = accum == 1 and critic == n_critic - 1
             _requires_grad(d_nets, True)
-            self.optimizers["d"].zero_grad(set_to_none=True)
+            if "d" in self.optimizers:
+                self.optimizers["d"].zero_grad(set_to_none=True)
             finite = True
-            for batch in group:
-                with self._autocast():
-                    with torch.set_grad_enabled(reuse):
-                        out = method.forward(batch)
-                    loss = self._total(method.d_step(batch, out), logs, scale=1.0 / (accum * n_critic))
-                if reuse:
-                    outs.append(out)
-                finite = finite and loss is not None
-                if finite:
-                    self.scaler.scale(loss / accum).backward()
-            self._apply("d", finite)
+            # A shared forward pass runs G through its DDP wrapper too: G's update backpropagates it later.
+            with self._parallel(["d", *(g_groups if reuse else [])]):
+                for i, batch in enumerate(group):
+                    with self._no_sync(last=i == accum - 1):
+                        with self._autocast():
+                            with torch.set_grad_enabled(reuse):
+                                out = method.forward(batch)
+                            terms = method.d_step(batch, out)
+                            # No D loss terms (no D, or SRGAN's pixel-loss pre-training): no D update.
+                            d_update = any(not k.startswith(STAT_PREFIX) for k in terms)
+                            if d_update:
+                                loss = self._total(terms, logs, scale=1.0 / (accum * n_critic))
+                        if reuse:
+                            outs.append(out)
+                        if not d_update:
+                            continue
+                        # Several processes skip an update together, or one would wait in the all-reduce.
+                        finite = self.dist.all_true(finite and loss is not None)
+                        if finite:
+                            self.scaler.scale(loss / accum).backward()
+            if d_update:
+                self._apply("d", finite)
             self._update_scaler()
 
         _requires_grad(d_nets, False)  # no D weight gradients from the generator's loss
-        g_groups = [g for g in self.optimizers if g != "d"]
         for g in g_groups:
             self.optimizers[g].zero_grad(set_to_none=True)
         finite = True
-        for i, batch in enumerate(group):
-            with self._autocast():
-                out = outs[i] if reuse else method.forward(batch)
-                loss = self._total(method.g_step(batch, out), logs, scale=1.0 / accum)
-            finite = finite and loss is not None
-            if finite:
-                self.scaler.scale(loss / accum).backward()
+        with self._parallel(g_groups):  # the frozen D runs unwrapped: DDP would wait for its gradients
+            for i, batch in enumerate(group):
+                with self._no_sync(last=i == accum - 1):
+                    with self._autocast():
+                        out = outs[i] if reuse else method.forward(batch)
+                        loss = self._total(method.g_step(batch, out), logs, scale=1.0 / accum)
+                    finite = self.dist.all_true(finite and loss is not None)
+                    if finite:
+                        self.scaler.scale(loss / accum).backward()
         _requires_grad(d_nets, True)
         for g in g_groups:
             self._apply(g, finite)
@@ -336,6 +428,27 @@ class Trainer:
             for scheduler in self.schedulers.values():
                 scheduler.step()
         return dict(logs)
+
+    def _parallel(self, groups: list[str]) -> contextlib.AbstractContextManager:
+        """With several processes: in this block, the nets of ``groups`` run through their DDP wrappers."""
+        names = [n for g in groups for n in self.method.groups[g] if n in self._ddp]
+        if not names:
+            return contextlib.nullcontext()
+        return distributed.swapped(self.method.nets, {n: self._ddp[n] for n in names})
+
+    def _no_sync(self, *, last: bool) -> contextlib.AbstractContextManager:
+        """Accumulate gradients locally on all but the last micro-batch of an update (one all-reduce)."""
+        stack = contextlib.ExitStack()
+        if not last:
+            for wrapper in self._ddp.values():
+                stack.enter_context(wrapper.no_sync())
+        return stack
+
+    def _optim_settings(self, group: str) -> OptimizerConfig:
+        """``optim.<group>`` with the learning rate scaled for the number of processes (train.lr_scaling)."""
+        settings = self.cfg.optim[group]
+        lr = distributed.scaled_lr(settings.lr, self.dist.world_size, self.cfg.train.lr_scaling)
+        return dataclasses.replace(settings, lr=lr)
 
     def _total(self, terms: Mapping[str, Tensor], logs: dict[str, float], *, scale: float) -> Tensor | None:
         """Sum the loss terms (``stat/...`` entries are diagnostics: logged, not optimised).
@@ -407,7 +520,12 @@ class Trainer:
     def _batches(self) -> Iterator[dict[str, Any]]:
         """Endless batches starting where the run left off (``batches_seen``)."""
         sampler = ResumableBatchSampler(
-            len(self.train_set), self.cfg.data.batch_size, seed=self.cfg.seed, start_batch=self.batches_seen
+            len(self.train_set),
+            self.cfg.data.batch_size,
+            seed=self.cfg.seed,
+            start_batch=self.batches_seen,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
         )
         skip = self.cfg.data.on_bad_image == "skip"
         workers = self.cfg.data.num_workers
@@ -458,7 +576,9 @@ class Trainer:
         message = str(exc).strip().splitlines()[-1] if "Traceback" in str(exc) else one_line(str(exc))
         message = message.removeprefix("i2i.errors.DataError: ")
         saved = ""
-        if self.step > 0 and self._saved_step != self.step:
+        if self.dist.enabled:  # saving is collective: the other processes are not here to join in
+            saved = f"; with {self.dist.world_size} processes the last periodic checkpoint is kept"
+        elif self.step > 0 and self._saved_step != self.step:
             try:
                 saved = f"; saved {self.save()}"
             except I2IError as save_exc:
@@ -491,7 +611,9 @@ class Trainer:
                 "output_dir (--set output_dir=...) or free some disk space"
             ) from exc
 
-    def _open_metrics(self) -> MetricsLogger:
+    def _open_metrics(self) -> MetricsLogger | _NoMetrics:
+        if not self.dist.is_main:
+            return _NoMetrics()
         try:
             return MetricsLogger(self.run_dir, after_step=self.step)
         except OSError as exc:
@@ -501,6 +623,19 @@ class Trainer:
             ) from exc
 
     # ------------------------------------------------------------------ samples and checkpoints
+
+    def evaluate(self, metrics: MetricsLogger | _NoMetrics) -> dict[str, float]:
+        """Compute the ``eval`` metrics with :meth:`eval_nets` and log them as ``eval/<name>``."""
+        assert self.evaluator is not None
+        results = self.evaluator.evaluate(self.method, self.eval_nets(), self.device, autocast=self._autocast)
+        self.eval_metrics = dict(results)
+        metrics.log(self.step, {f"eval/{k}": v for k, v in results.items()})
+        log.info("step %d: %s", self.step, ", ".join(f"{k}={v:.4g}" for k, v in results.items()))
+        return results
+
+    def _best_key(self) -> str:
+        """``train.best_metric`` as the evaluator names it (``eval/fid`` and ``fid`` are the same)."""
+        return self.cfg.train.best_metric.removeprefix("eval/")
 
     def eval_nets(self) -> dict[str, nn.Module]:
         """The nets to use for samples and inference: EMA copies where EMA is on."""
@@ -540,6 +675,8 @@ class Trainer:
                 "bad_images": list(self.bad_images),
             },
             "best": dict(self.best),
+            "world_size": self.dist.world_size,  # batches_seen counts global batches of this many processes
+            "conv_choices": conv_tuning.choices(),  # CPU conv backends, so a resumed run computes the same
             "specs": self.method.specs,
             "config": config_to_dict(self.cfg),
         }
@@ -551,6 +688,14 @@ class Trainer:
             TrainingError: the weights hold NaN/Inf (nothing is written: such a model is never saved).
             CheckpointError: the folder cannot be written; the previous checkpoints are kept.
         """
+        path = checkpoint_path(self.checkpoint_dir, self.step)
+        # With several processes every one calls save(); rank 0 collects their RNG states and writes.
+        rank_rng = self.dist.gather(rng_state()) if self.dist.enabled else None
+        if not self.dist.is_main:
+            self._saved_step = self.step
+            self._since_save.clear()
+            self._since_save_count = 0
+            return path
         bad = nonfinite_nets({**self.method.nets, **{f"ema.{n}": e.shadow for n, e in self.ema.items()}})
         if bad:
             name, tensors = next(iter(bad.items()))
@@ -561,7 +706,10 @@ class Trainer:
                 "--resume auto"
             )
         improved = self._update_best()
-        path = save_checkpoint(self.state_dict(), checkpoint_path(self.checkpoint_dir, self.step))
+        state = self.state_dict()
+        if rank_rng is not None:
+            state["rank_rng"] = rank_rng
+        path = save_checkpoint(state, path)
         if improved:
             save_best(path)
             log.info("new best %s=%.4g: %s", self.best["metric"], self.best["value"], path)
@@ -573,17 +721,19 @@ class Trainer:
         return path
 
     def _update_best(self) -> bool:
-        """Whether this step is the best so far by ``train.best_metric`` (lower is better)."""
+        """Whether this step is the best so far by ``train.best_metric`` (higher is better for PSNR, SSIM
+        and CLIP score, lower for FID, KID, LPIPS and loss terms)."""
         metric = self.cfg.train.best_metric
         if not metric:
             return False
         if self.best.get("metric") != metric:  # resumed with another best_metric: start over
             self.best = {"metric": metric, "value": None, "step": None}
-        value = self.eval_metrics.get(metric)
+        value = self.eval_metrics.get(self._best_key())
         if value is None and self._since_save_count and metric in self._since_save:
             value = self._since_save[metric] / self._since_save_count
         if value is None:
-            if not self._warned_best and self._since_save_count:
+            pending = self.evaluator is not None and self._best_key() in self.evaluator.names
+            if not pending and not self._warned_best and self._since_save_count:
                 self._warned_best = True
                 log.warning(
                     "train.best_metric %r is not a logged term (%s); best.safetensors is not kept",
@@ -591,29 +741,33 @@ class Trainer:
                     ", ".join(sorted(self._since_save)),
                 )
             return False
-        value = float(value)
-        if not math.isfinite(value) or (self.best["value"] is not None and value >= self.best["value"]):
+        value, best = float(value), self.best["value"]
+        not_better = best is not None and (value <= best if higher_is_better(metric) else value >= best)
+        if not math.isfinite(value) or not_better:
             return False
         self.best = {"metric": metric, "value": value, "step": self.step}
         return True
 
     def resume(self, resume: str) -> None:
-        """Restore the full state from ``resume`` (a path, or ``auto`` for this run's newest checkpoint)."""
-        if resume == "auto":
-            found = find_resumable(self.checkpoint_dir)
-            if found is None:
-                log.info("no checkpoint in %s; starting a new run", self.checkpoint_dir)
-                seed_everything(self.cfg.seed)
-                return
-            path, state = found
-        else:
-            path = Path(resume)
+        """Restore the full state from ``resume`` (a path, or ``auto`` for this run's newest checkpoint).
+
+        With several processes rank 0 reads the file and sends the state to the others (no shared file
+        system needed); a checkpoint written by any number of processes resumes on any other number.
+        """
+        found: tuple[Path, Any] | None | I2IError = None
+        if self.dist.is_main:
             try:
-                state, _ = load_verified(path)
-            except CheckpointError as exc:
-                raise CheckpointError(
-                    f"{exc}; pass another checkpoint, or --resume auto for the newest complete one"
-                ) from exc
+                found = self._find_checkpoint(resume)
+            except I2IError as exc:  # every process raises it, instead of waiting for a state
+                found = exc
+        found = self.dist.broadcast(found)
+        if isinstance(found, I2IError):
+            raise found
+        if found is None:
+            log.info("no checkpoint in %s; starting a new run", self.checkpoint_dir)
+            seed_everything(distributed.rank_seed(self.cfg.seed, self.dist.rank))
+            return
+        path, state = found
         changed = self._check_compatible(path, state["config"])
         try:
             for name, net in self.method.nets.items():
@@ -630,14 +784,28 @@ class Trainer:
             raise CheckpointError(f"{path}: its state does not fit the current nets ({first})") from exc
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][name])
-        if "optim" in changed:
+        saved_world = int(state.get("world_size", 1))
+        rescaled = saved_world != self.dist.world_size and self.cfg.train.lr_scaling != "none"
+        if "optim" in changed or rescaled:
             self._apply_optim_config()
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.method.load_state_dict(state["method"])
-        set_rng_state(state["rng"])
+        self.method.load_state_dict(state["method"])  # with several processes: rank 0's image pools
+        conv_tuning.load_choices(state.get("conv_choices", {}))
+        self._restore_rng(state)
         self.step = int(state["step"])
         self.batches_seen = int(state["batches_seen"])
+        if saved_world != self.dist.world_size:
+            old_epoch = max(1, len(self.train_set) // (self.cfg.data.batch_size * saved_world))
+            self.batches_seen = convert_position(self.batches_seen, old_epoch, self.sampler.batches_per_epoch)
+            log.warning(
+                "%s was written by %d process(es), resumed on %d: the effective batch is now %d "
+                "(data.batch_size x processes x train.grad_accum); the data position is kept by epoch",
+                path,
+                saved_world,
+                self.dist.world_size,
+                self.cfg.data.batch_size * self.dist.world_size * self.cfg.train.grad_accum,
+            )
         counters = state.get("counters", {})
         self.nonfinite_steps = int(counters.get("nonfinite_steps", 0))
         self.nonfinite_streak = int(counters.get("nonfinite_streak", 0))
@@ -646,6 +814,29 @@ class Trainer:
         self.best = dict(state.get("best") or self.best)
         self._saved_step = self.step
         log.info("resumed from %s at step %d", path, self.step)
+
+    def _find_checkpoint(self, resume: str) -> tuple[Path, Any] | None:
+        """The checkpoint ``resume`` names and its state; None for ``auto`` when there is none yet."""
+        if resume == "auto":
+            return find_resumable(self.checkpoint_dir)
+        path = Path(resume)
+        try:
+            state, _ = load_verified(path)
+        except CheckpointError as exc:
+            raise CheckpointError(
+                f"{exc}; pass another checkpoint, or --resume auto for the newest complete one"
+            ) from exc
+        return path, state
+
+    def _restore_rng(self, state: Mapping[str, Any]) -> None:
+        """This process's RNG states: its own when the world size is the same, else fresh per-rank seeds."""
+        per_rank = state.get("rank_rng")
+        if self.dist.rank == 0:
+            set_rng_state(state["rng"])
+        elif per_rank is not None and len(per_rank) == self.dist.world_size:
+            set_rng_state(per_rank[self.dist.rank])
+        else:
+            seed_everything(distributed.rank_seed(self.cfg.seed + int(state["step"]), self.dist.rank))
 
     def _check_compatible(self, path: Path, saved: Mapping[str, Any]) -> set[str]:
         """Refuse a checkpoint whose ``RESUME_KEYS`` settings differ, unless allowed; returns the sections."""
@@ -666,7 +857,7 @@ class Trainer:
     def _apply_optim_config(self) -> None:
         """After loading optimizers whose settings changed: use the config's lr, betas, weight decay."""
         for name, opt in self.optimizers.items():
-            settings, scheduler = self.cfg.optim[name], self.schedulers[name]
+            settings, scheduler = self._optim_settings(name), self.schedulers[name]
             scheduler.base_lrs = [settings.lr] * len(opt.param_groups)
             for group, factor in zip(opt.param_groups, scheduler.lr_lambdas, strict=True):
                 group.update(

@@ -74,14 +74,14 @@ class Method(Protocol):
 
 
 def build_net(
-    spec: NetConfig, path: str, *, init: str = "normal", init_gain: float = 0.02, **fixed: Any
+    spec: NetConfig, path: str, *, init: str | None = "normal", init_gain: float = 0.02, **fixed: Any
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Build and initialise a registered net from its config, naming the config path on errors.
 
     Args:
         spec: Registry name and constructor arguments from the config.
         path: Dotted config path of ``spec`` (``model.generator``), for error messages.
-        init: Weight init kind (:func:`i2i.nets.layers.init_weights`).
+        init: Weight init kind (:func:`i2i.nets.layers.init_weights`); None keeps the net's own init.
         init_gain: Its gain / standard deviation.
         **fixed: Arguments the method decides (channel counts); setting them in the config is an error.
 
@@ -96,7 +96,7 @@ def build_net(
         net = nets.build(spec.name, **args)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
-    return init_weights(net, init, init_gain), args
+    return (net if init is None else init_weights(net, init, init_gain)), args
 
 
 def train_and_test_sets(

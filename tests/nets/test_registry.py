@@ -26,7 +26,7 @@ def test_import_registers_the_families() -> None:
 
 
 def test_list_filters_by_prefix() -> None:
-    assert nets.list("unet") == ["unet", "unet_128", "unet_256"]
+    assert nets.list("resnet") == ["resnet", "resnet_6blocks", "resnet_9blocks"]
     assert nets.list("no-such-prefix") == []
 
 

@@ -62,6 +62,41 @@ TINY_CONFIGS: dict[str, tuple[str | None, list[str]]] = {
             "model.discriminator={name: dcgan_d, args: {base_channels: 4}}",
         ],
     ),
+    "text2image": (
+        None,
+        [
+            "method=text2image",
+            "data.source=synthetic",
+            "data.synthetic={num_train: 12, num_test: 4}",
+            "data.batch_size=2",
+            "model.image_size=16",
+            "model.latent_dim=8",
+            "model.generator={name: text2image_g, args: {base_channels: 4, cond_dim: 8, norm: batch}}",
+            "model.discriminator={name: text2image_d, args: {base_channels: 4, text_channels: 4}}",
+            # The trainable encoder (in D's optimizer) is the most state to restore; GAN-INT draws extra
+            # noise in the G step. The frozen MiniLM path: tests/methods/test_text2image.py.
+            "model.text_encoder={kind: trainable, args: {out_dim: 8, embed_dim: 4, hidden_dim: 8}}",
+            "model.interpolation_weight=1.0",
+        ],
+    ),
+    "srgan": (
+        "srgan_div2k_x4",
+        [
+            "model.generator={name: srresnet, args: {base_channels: 4, num_blocks: 1}}",
+            "model.discriminator={name: srgan_d, args: {base_channels: 4, pool_size: 2, hidden_dim: 8}}",
+            "model.pretrained=",
+            "model.pretrain_steps=1",  # the pixel-loss phase, then the GAN phase (its step count is resumed)
+            "model.vgg_weights=random",
+            "model.content_layers={relu1_2: 1.0}",
+            "model.relativistic=true",
+            "data.source=synthetic",
+            "data.synthetic={num_train: 8, num_test: 2, size: 16}",
+            "data.crop_size=16",
+            "data.sr.val_crop_size=16",
+            "data.batch_size=2",
+            "eval.every=0",
+        ],
+    ),
 }
 COMMON = ["data.num_workers=0", "train.log_every=1", "train.sample_every=0", "train.save_every=0"]
 
