@@ -145,6 +145,7 @@ class TrainConfig:
     conv_autotune: bool = True  # CPU: per conv layer, oneDNN or im2col+GEMM, whichever measures faster
     cudnn_benchmark: bool = True  # CUDA: cuDNN times its conv algorithms for the input size, keeps the best
     num_threads: int = 0  # CPU intra-op threads; 0 keeps torch's default (one per core)
+    malloc_tuning: bool = True  # CPU, Linux: glibc keeps freed memory for reuse (no page faults per step)
     # Several processes (torchrun; README "Multi-GPU"); data.batch_size is per process.
     lr_scaling: str = "none"  # none | linear | sqrt: optim.*.lr times world size (or its square root)
     sync_batchnorm: bool = False  # CUDA: batch-norm statistics over the batches of all processes

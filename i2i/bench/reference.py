@@ -14,7 +14,9 @@ step order:
   image-pool fakes, each on real and fake in separate calls.
 
 The nets are the same objects and architectures i2i trains, so ``fast / reference`` time ratios measure
-the training loop and its fast paths, not different models.
+the training loop and its fast paths, not different models. When i2i's fast mode tunes the C allocator
+(``train.malloc_tuning``), ``i2i bench`` runs every reference step with glibc's thresholds at their
+default steady state (:data:`i2i.train.fastpath.GLIBC_STEADY_STATE`), as the reference process has them.
 """
 
 from __future__ import annotations

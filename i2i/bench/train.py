@@ -26,7 +26,7 @@ from i2i.bench.reference import REFERENCE_METHODS, reference_step
 from i2i.config import CONFIG_DIR, Config, load_config
 from i2i.errors import ConfigError
 from i2i.methods import build_method, first_items, method_class
-from i2i.train import Trainer
+from i2i.train import Trainer, fastpath
 from i2i.train.loop import to_device
 
 log = logging.getLogger(__name__)
@@ -117,16 +117,30 @@ def bench_train(
         cpu_batch = first_items(train_set, batch)
         trainer = Trainer(cfg, built, train_set, progress=False)
         device_ = trainer.device
+        # The Trainer tuned the allocator (train.malloc_tuning); the reference runs with glibc's defaults.
+        tuned_malloc = device_.type == "cpu" and cfg.train.malloc_tuning and fastpath.tune_malloc()
         calls: dict[str, Any] = {}
         if "fast" in modes:
             batches = [cpu_batch] * trainer.batches_per_step
-            calls["fast"] = lambda: trainer.train_step(iter(batches))
+
+            def fast() -> None:
+                if tuned_malloc:
+                    fastpath.tune_malloc()
+                trainer.train_step(iter(batches))
+
+            calls["fast"] = fast
         reference_nets = None
         if "reference" in modes:
             reference_nets = {n: net.to(device_) for n, net in build_method(cfg).nets.items()}
             ref_batch = to_device(cpu_batch, device_)
             step = reference_step(cfg.method, reference_nets, cfg.model, cfg.optim, device_)
-            calls["reference"] = lambda: step(ref_batch)
+
+            def reference() -> None:
+                if tuned_malloc:
+                    fastpath.set_malloc_thresholds(*fastpath.GLIBC_STEADY_STATE)
+                step(ref_batch)
+
+            calls["reference"] = reference
         timings = time_interleaved(calls, device=device_, warmup=warmup, reps=reps)
         flops = _count_flops(cfg, cpu_batch, device_, reference_nets is not None)
     precision = trainer.precision
@@ -144,6 +158,8 @@ def bench_train(
             "channels_last": trainer.channels_last,
             "compile": cfg.train.compile,
             "fused_optimizer": cfg.train.fused_optimizer,
+            "conv_autotune": cfg.train.conv_autotune and device_.type == "cpu",
+            "malloc_tuning": bool(tuned_malloc),
             "overrides": list(overrides),
         },
         "environment": {**environment(device_), "peak_rss_mb": peak_rss_mb()},

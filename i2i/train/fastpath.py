@@ -12,12 +12,20 @@ the model or the objective; they change how the same arithmetic is scheduled:
 - ``conv_autotune``: per CPU convolution layer, oneDNN or im2col + GEMM (:mod:`i2i.train.conv_tuning`).
 - ``cudnn_benchmark``: cuDNN times its algorithms for the training crop once and keeps the fastest.
 - ``num_threads``: CPU intra-op threads.
+- ``malloc_tuning``: on Linux (glibc), keep freed memory for reuse (:func:`tune_malloc`). By default glibc
+  maps allocations over 32 MiB fresh from the OS and trims the heap's top back to it, so every training
+  step page-faults its large weight gradients and activations in again: 0.5 ms per MiB on a 2-core EPYC,
+  a quarter of a Pix2Pix step at 128 px. PyTorch's CPU tuning guide suggests jemalloc or TCMalloc for the
+  same reason; raising glibc's thresholds needs no extra library.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import logging
+import platform
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -27,6 +35,11 @@ from i2i.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+# glibc mallopt parameters and the thresholds used: tuned, and glibc's own at their steady state (its
+# dynamic mmap threshold grows to 32 MiB as large blocks are freed, the trim threshold is twice that).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+TUNED_MALLOC = (1 << 30, 1 << 31)
+GLIBC_STEADY_STATE = (32 << 20, 64 << 20)
 CHANNELS_LAST = ("auto", "on", "off")  # as the command line spells them; a config says auto, true or false
 
 
@@ -48,11 +61,42 @@ def use_channels_last(setting: bool | str, device: torch.device) -> bool:
 
 
 def configure_backends(tcfg: TrainConfig, device: torch.device) -> None:
-    """Process-wide settings: CPU threads and cuDNN autotuning."""
+    """Process-wide settings: CPU threads, the allocator on CPU, cuDNN autotuning on CUDA."""
     if tcfg.num_threads > 0:
         torch.set_num_threads(tcfg.num_threads)
+    if device.type == "cpu" and tcfg.malloc_tuning:
+        tune_malloc()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = tcfg.cudnn_benchmark
+
+
+@functools.cache
+def _mallopt() -> Callable[[int, int], int] | None:
+    if platform.system() != "Linux":
+        return None
+    try:
+        return ctypes.CDLL(None).mallopt  # glibc; musl has no mallopt
+    except (OSError, AttributeError):
+        return None
+
+
+def set_malloc_thresholds(mmap_threshold: int, trim_threshold: int) -> bool:
+    """Set glibc's mmap and trim thresholds (bytes); False where there is no glibc to set them in."""
+    mallopt = _mallopt()
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+    )
+
+
+def tune_malloc() -> bool:
+    """Serve allocations up to 1 GiB from the heap and keep up to 2 GiB of freed memory for reuse.
+
+    Returns whether it applied (Linux with glibc). The process keeps its peak memory instead of giving it
+    back between steps, which a training process would soon need again anyway.
+    """
+    return set_malloc_thresholds(*TUNED_MALLOC)
 
 
 def to_memory_format(net: nn.Module, channels_last: bool) -> nn.Module:
