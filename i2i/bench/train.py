@@ -158,7 +158,7 @@ def bench_train(
             "channels_last": trainer.channels_last,
             "compile": cfg.train.compile,
             "fused_optimizer": cfg.train.fused_optimizer,
-            "conv_autotune": cfg.train.conv_autotune and device_.type == "cpu",
+            "conv_autotune": trainer.conv_autotune,
             "malloc_tuning": bool(tuned_malloc),
             "overrides": list(overrides),
         },

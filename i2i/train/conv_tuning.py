@@ -131,20 +131,25 @@ def _grads_needed(module: nn.Module, x: Tensor) -> str:
     return ("x" if x.requires_grad else "") + ("w" if module.weight.requires_grad else "")
 
 
-def _time(call: Any, backward: bool, give_up_after: float = float("inf")) -> float:
-    """Best of :data:`REPS` timed calls after a warm-up; stops early once a call exceeds ``give_up_after``."""
-    best = float("inf")
-    for i in range(REPS + 1):
-        start = time.perf_counter()
-        out = call()
-        if backward:
-            out.backward(torch.ones_like(out))
-        elapsed = time.perf_counter() - start
-        if elapsed > give_up_after:  # clearly the slower backend: do not spend more time on it
-            return elapsed
-        if i:  # the first call warms caches and allocators up
-            best = min(best, elapsed)
-    return best
+def _time_once(call: Any, backward: bool) -> float:
+    start = time.perf_counter()
+    out = call()
+    if backward:
+        out.backward(torch.ones_like(out))
+    return time.perf_counter() - start
+
+
+def _race(onednn: Any, im2col: Any, backward: bool) -> tuple[float, float]:
+    """Best times of both backends, run alternately (a busy spell of the machine then slows both alike)
+    after one warm-up call each; im2col is dropped as soon as its warm-up takes 3x oneDNN's."""
+    first_onednn, first_im2col = _time_once(onednn, backward), _time_once(im2col, backward)
+    if first_im2col > 3 * first_onednn:
+        return first_onednn, first_im2col
+    best_onednn = best_im2col = float("inf")
+    for _ in range(REPS):
+        best_onednn = min(best_onednn, _time_once(onednn, backward))
+        best_im2col = min(best_im2col, _time_once(im2col, backward))
+    return best_onednn, best_im2col
 
 
 def worth_tuning(module: nn.Module, x: Tensor) -> bool:
@@ -184,9 +189,8 @@ def _benchmark(module: nn.Module, x: Tensor, grads: str) -> str:
         return _Im2colConvolution.apply(probe, weight, bias, params)
 
     with torch.enable_grad() if backward else torch.no_grad():
-        slow = _time(onednn, backward)
-        fast = _time(im2col, backward, give_up_after=2 * slow)
-    return IM2COL if fast < (1 - MARGIN) * slow else ONEDNN
+        onednn_time, im2col_time = _race(onednn, im2col, backward)
+    return IM2COL if im2col_time < (1 - MARGIN) * onednn_time else ONEDNN
 
 
 def _tuned_forward(self: nn.Module, x: Tensor, *args: Any) -> Tensor:

@@ -216,7 +216,15 @@ class Trainer:
         if tcfg.compile:  # after the EMA copies, which must stay plain modules
             for name in trained:
                 fastpath.compile_net(method.nets[name])
-        elif tcfg.conv_autotune and self.device.type == "cpu" and self.total_steps >= conv_tuning.MIN_STEPS:
+        # CPU conv backend tuning, for runs long enough to win its cost back; not under compile, whose
+        # graphs it would break (and which then picks its own kernels).
+        self.conv_autotune = (
+            not tcfg.compile
+            and tcfg.conv_autotune
+            and self.device.type == "cpu"
+            and self.total_steps >= conv_tuning.MIN_STEPS
+        )
+        if self.conv_autotune:
             conv_tuning.install(method.nets)
         # DDP wrappers of the trained nets; train_step routes calls through them (see distributed.swapped).
         self._ddp = (
