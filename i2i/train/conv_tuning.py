@@ -16,7 +16,8 @@ ConvTranspose 512->512, 1x1 input       31.1     5.2
 =====================================  ======  =========
 
 Like ``cudnn.benchmark``, the tuner times both backends on the first input of each shape (forward, and
-backward when gradients are needed) and keeps the faster; im2col must win by :data:`MARGIN` to be chosen.
+backward when gradients are needed; alternately, best of three each) and keeps the faster; im2col must
+win by :data:`MARGIN` to be chosen.
 Convolutions whose im2col product would have many rows (:func:`worth_tuning`) stay with oneDNN untimed,
 and the Trainer tunes runs of :data:`MIN_STEPS` steps or more only, since the timing makes the first step
 several times slower. Choices are kept per process (keyed by the layer's arithmetic, not its identity, so
