@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 import i2i
+from i2i.bench import flops as flopcount
 
 
 @dataclass
@@ -108,6 +109,32 @@ def speedup(fast: Timing, reference: Timing) -> dict[str, float]:
     if fast.cpu_times and reference.cpu_times and min(fast.cpu_times) > 0:
         ratios["cpu_median"] = statistics.median(reference.cpu_times) / statistics.median(fast.cpu_times)
     return ratios
+
+
+def timing_results(
+    timings: Mapping[str, Timing],
+    items: int,
+    *,
+    flops: int | None,
+    peak: float | None,
+    reference_peak: float | None,
+    peak_source: str,
+) -> dict[str, Any]:
+    """The per-mode part of a benchmark's JSON shared by ``bench train`` and ``bench infer``: summaries, the
+    peak, model FLOP utilisation per mode (the reference mode, always fp32, against ``reference_peak``) and,
+    with both modes, the speed-up."""
+    result: dict[str, Any] = {
+        "modes": {mode: t.summary(items) for mode, t in timings.items()},
+        "peak_tflops": peak,
+        "peak_tflops_source": peak_source,
+        "mfu": {
+            mode: flopcount.mfu(flops, t.median, peak if mode == "fast" else reference_peak)
+            for mode, t in timings.items()
+        },
+    }
+    if "fast" in timings and "reference" in timings:
+        result["speedup"] = speedup(timings["fast"], timings["reference"])
+    return result
 
 
 def load_average() -> list[float] | None:

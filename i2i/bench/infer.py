@@ -22,7 +22,7 @@ from torch import nn
 
 from i2i import nets
 from i2i.bench import flops as flopcount
-from i2i.bench.harness import environment, peak_rss_mb, speedup, time_interleaved
+from i2i.bench.harness import environment, peak_rss_mb, time_interleaved, timing_results
 from i2i.device import select_device, select_precision
 from i2i.errors import ConfigError
 from i2i.nets.layers import init_weights
@@ -144,18 +144,11 @@ def bench_infer(
         "environment": {**environment(device_), "peak_rss_mb": peak_rss_mb()},
         "warmup": warmup,
         "reps": reps,
-        "modes": {mode: t.summary(items) for mode, t in timings.items()},
         "flops_per_call": flops,
-        "peak_tflops": peak,
-        "peak_tflops_source": peak_source,
-        "mfu": {
-            mode: flopcount.mfu(flops, t.median, peak if mode == "fast" else fp32_peak)
-            for mode, t in timings.items()
-        },
+        **timing_results(
+            timings, items, flops=flops, peak=peak, reference_peak=fp32_peak, peak_source=peak_source
+        ),
     }
-    if set(timings) == set(MODES):
-        fast, ref = timings["fast"], timings["reference"]
-        result["speedup"] = speedup(fast, ref)
     return result
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from i2i.bench import flops as flopcount
-from i2i.bench.harness import environment, peak_rss_mb, speedup, time_interleaved
+from i2i.bench.harness import environment, peak_rss_mb, time_interleaved, timing_results
 from i2i.bench.reference import REFERENCE_METHODS, reference_step
 from i2i.config import CONFIG_DIR, Config, load_config
 from i2i.errors import ConfigError
@@ -165,18 +165,11 @@ def bench_train(
         "environment": {**environment(device_), "peak_rss_mb": peak_rss_mb()},
         "warmup": warmup,
         "reps": reps,
-        "modes": {name: t.summary(batch) for name, t in timings.items()},
         "flops_per_step": flops,
-        "peak_tflops": peak,
-        "peak_tflops_source": peak_source,
-        "mfu": {
-            name: flopcount.mfu(flops, t.median, peak if name == "fast" else ref_peak)
-            for name, t in timings.items()
-        },
+        **timing_results(
+            timings, batch, flops=flops, peak=peak, reference_peak=ref_peak, peak_source=peak_source
+        ),
     }
-    if set(timings) == set(MODES):
-        fast, ref = timings["fast"], timings["reference"]
-        result["speedup"] = speedup(fast, ref)
     return result
 
 
