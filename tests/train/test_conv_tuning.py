@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
 
 from i2i.config import load_config
 from i2i.methods import build_method, method_class
+from i2i.nets import winograd
 from i2i.train import Trainer, conv_tuning
 
 TINY = [
@@ -77,7 +80,7 @@ def test_installed_nets_keep_their_state_dict_and_outputs_and_record_choices() -
     net(x).sum().backward()
     made = conv_tuning.choices()
     assert len(made) == 4  # two layers, without and with gradients
-    assert set(made.values()) <= {conv_tuning.ONEDNN, conv_tuning.IM2COL}
+    assert set(made.values()) <= set(conv_tuning.BACKENDS)
     assert any(key.endswith("grads:w") for key in made) and any(key.endswith("grads:-") for key in made)
 
 
@@ -86,6 +89,50 @@ def test_large_convolutions_stay_with_onednn_untimed() -> None:
     assert not conv_tuning.worth_tuning(big, torch.zeros(1, 3, 128, 128))
     assert conv_tuning.worth_tuning(big, torch.zeros(1, 3, 32, 32))
     assert conv_tuning.worth_tuning(nn.ConvTranspose2d(512, 512, 4, 2, 1), torch.zeros(1, 512, 16, 16))
+
+
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [
+        ({"onednn": 10.0, "im2col": 8.0, "winograd": 5.0}, "winograd"),
+        ({"onednn": 10.0, "im2col": 7.0, "winograd": 8.0}, "im2col"),
+        ({"onednn": 10.0, "im2col": 9.5, "winograd": 9.5}, "onednn"),  # within the margin: noise
+    ],
+)
+def test_the_fastest_backend_wins_by_the_margin(monkeypatch, times: dict, expected: str) -> None:
+    raced = []
+
+    def race(candidates, backward):
+        raced.append(sorted(candidates))
+        return {name: times[name] for name in candidates}
+
+    monkeypatch.setattr(conv_tuning, "_race", race)
+    module = nn.Conv2d(8, 8, 3, padding=1)
+    assert conv_tuning._benchmark(module, torch.zeros(1, 8, 16, 16), "xw") == expected
+    assert raced == [["im2col", "onednn", "winograd"]]
+    raced.clear()
+    conv_tuning._benchmark(nn.Conv2d(8, 8, 4, 2, 1), torch.zeros(1, 8, 16, 16), "xw")
+    assert raced == [["im2col", "onednn"]]  # stride 2: no Winograd candidate
+
+
+def test_a_winograd_choice_computes_the_same_layer_with_gradients(monkeypatch) -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 2, 4, padding=1))
+    plain = copy.deepcopy(net)
+    x = torch.randn(2, 4, 12, 12)
+    conv_tuning.install({"g": net})
+    hidden = torch.zeros(2, 8, 12, 12)
+    keys = [conv_tuning._signature(net[0], x, "w"), conv_tuning._signature(net[2], hidden, "xw")]
+    conv_tuning.load_choices(dict.fromkeys(keys, conv_tuning.WINOGRAD))
+    calls = []
+    original = winograd.winograd_conv2d
+    monkeypatch.setattr(winograd, "winograd_conv2d", lambda *a: calls.append(a[1].shape) or original(*a))
+    net(x).square().sum().backward()
+    plain(x).square().sum().backward()
+    assert calls == [net[0].weight.shape, net[2].weight.shape]
+    assert conv_tuning.choices() == dict.fromkeys(keys, conv_tuning.WINOGRAD)  # nothing else was timed
+    for (name, mine), theirs in zip(net.named_parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-4, atol=1e-5, msg=name)
 
 
 def make_trainer(tmp_path, *extra: str) -> Trainer:
@@ -112,7 +159,11 @@ def test_resume_uses_the_checkpoints_choices(tmp_path) -> None:
 
     make_trainer(tmp_path, "name=split").fit(stop_at=2)
     conv_tuning._CHOICES.clear()  # as in a new process that measured the opposite everywhere
-    opposite = {conv_tuning.ONEDNN: conv_tuning.IM2COL, conv_tuning.IM2COL: conv_tuning.ONEDNN}
+    opposite = {
+        conv_tuning.ONEDNN: conv_tuning.IM2COL,
+        conv_tuning.IM2COL: conv_tuning.ONEDNN,
+        conv_tuning.WINOGRAD: conv_tuning.ONEDNN,
+    }
     conv_tuning.load_choices({k: opposite[v] for k, v in made.items()})
     resumed = make_trainer(tmp_path, "name=split")
     resumed.fit(resume="auto", stop_at=4)
