@@ -697,8 +697,10 @@ class Trainer:
             CheckpointError: the folder cannot be written; the previous checkpoints are kept.
         """
         path = checkpoint_path(self.checkpoint_dir, self.step)
-        # With several processes every one calls save(); rank 0 collects their RNG states and writes.
+        # With several processes every one calls save(); rank 0 collects their RNG states and method states
+        # (each rank's own image pools) and writes.
         rank_rng = self.dist.gather(rng_state()) if self.dist.enabled else None
+        rank_method = self.dist.gather(self.method.state_dict()) if self.dist.enabled else None
         if not self.dist.is_main:
             self._saved_step = self.step
             self._since_save.clear()
@@ -717,6 +719,8 @@ class Trainer:
         state = self.state_dict()
         if rank_rng is not None:
             state["rank_rng"] = rank_rng
+        if rank_method is not None and any(rank_method):
+            state["rank_method"] = rank_method
         path = save_checkpoint(state, path)
         if improved:
             save_best(path)
@@ -798,7 +802,7 @@ class Trainer:
             self._apply_optim_config()
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.method.load_state_dict(state["method"])  # with several processes: rank 0's image pools
+        self.method.load_state_dict(self._method_state(state))
         conv_tuning.load_choices(state.get("conv_choices", {}))
         self._restore_rng(state)
         self.step = int(state["step"])
@@ -835,6 +839,13 @@ class Trainer:
                 f"{exc}; pass another checkpoint, or --resume auto for the newest complete one"
             ) from exc
         return path, state
+
+    def _method_state(self, state: Mapping[str, Any]) -> Mapping[str, Any]:
+        """This process's method state (image pools): its own if the world size is the same, else rank 0's."""
+        per_rank = state.get("rank_method")
+        if per_rank is not None and len(per_rank) == self.dist.world_size:
+            return per_rank[self.dist.rank]
+        return state["method"]
 
     def _restore_rng(self, state: Mapping[str, Any]) -> None:
         """This process's RNG states: its own when the world size is the same, else fresh per-rank seeds."""

@@ -106,6 +106,7 @@ def assert_same(a: Any, b: Any, path: str = "") -> None:
 def two_ranks(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ddp")
     spec = {name: [recipe, overrides(name, out)] for name, (recipe, _) in RUNS.items()}
+    spec["cyclegan_resumed"] = [RUNS["cyclegan"][0], overrides("cyclegan", out, "name=cyclegan_resumed"), 2]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
@@ -142,6 +143,18 @@ def test_both_ranks_hold_identical_weights_and_optimizer_states(two_ranks: Path,
         "step_00000002.png",
         "step_00000004.png",
     ]
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_run_resumed_on_two_processes_equals_the_uninterrupted_one(two_ranks: Path, rank: int) -> None:
+    """Each rank resumes its own image pools and RNG states (the pools are full from step 2 on, so the
+    fakes D sees at steps 3 and 4 come from them)."""
+    straight, resumed = (
+        torch.load(two_ranks / f"{name}.rank{rank}.pt") for name in ("cyclegan", "cyclegan_resumed")
+    )
+    assert resumed["step"] == STEPS
+    assert_same(straight["params"], resumed["params"], "params")
+    assert_same(straight["optimizers"], resumed["optimizers"], "optimizers")
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
