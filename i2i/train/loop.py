@@ -568,26 +568,39 @@ class Trainer:
                     log.warning("skipping a bad image (%d so far): %s", len(self.bad_images), problem)
 
     def _fetch_step(self, batches: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The next step's batches; on a bad image, save the last completed step and say what to do."""
+        """The next step's batches; on a bad image, save the last completed step and say what to do.
+
+        With several processes a bad image met by one stops them all together, since the step's gradient
+        all-reduce and the checkpoint need every process (one tiny all-reduce per step tells them).
+        """
         start = self.batches_seen
+        problem: str | None = None
         try:
-            return [next(batches) for _ in range(self.batches_per_step)]
+            fetched = [next(batches) for _ in range(self.batches_per_step)]
         except DataError as exc:
-            self.batches_seen = start  # nothing of this step was used: resume refetches it
-            raise self._stopped_on_bad_data(exc) from exc
+            problem = self._bad_data_message(exc)
         except BaseException:
             self.batches_seen = start
             raise
+        if self.dist.enabled and self.dist.any_true(problem is not None):
+            reports = self.dist.broadcast(self.dist.gather(problem))
+            rank, problem = next((r, p) for r, p in enumerate(reports) if p is not None)
+            problem = f"process {rank} of {self.dist.world_size}: {problem}"
+        if problem is not None:
+            self.batches_seen = start  # nothing of this step was used: resume refetches it
+            raise self._stopped_on_bad_data(problem)
+        return fetched
 
-    def _stopped_on_bad_data(self, exc: DataError) -> DataError:
+    @staticmethod
+    def _bad_data_message(exc: DataError) -> str:
         # From a DataLoader worker the message holds the worker's traceback; its last line is the error.
         message = str(exc).strip().splitlines()[-1] if "Traceback" in str(exc) else one_line(str(exc))
-        message = message.removeprefix("i2i.errors.DataError: ")
+        return message.removeprefix("i2i.errors.DataError: ")
+
+    def _stopped_on_bad_data(self, message: str) -> DataError:
         saved = ""
-        if self.dist.enabled:  # saving is collective: the other processes are not here to join in
-            saved = f"; with {self.dist.world_size} processes the last periodic checkpoint is kept"
-        elif self.step > 0 and self._saved_step != self.step:
-            try:
+        if self.step > 0 and self._saved_step != self.step:
+            try:  # collective with several processes: every one of them is here
                 saved = f"; saved {self.save()}"
             except I2IError as save_exc:
                 saved = f"; could not save a checkpoint ({save_exc})"

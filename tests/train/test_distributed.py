@@ -7,6 +7,7 @@ identity loss), InfoGAN and WGAN-GP for a few steps in each of two processes
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -15,10 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from i2i.config import load_config
+from i2i.data.sampler import ResumableBatchSampler
 from i2i.methods import build_method, first_items, method_class
 from i2i.train import Trainer
 from i2i.train.checkpoint import list_checkpoints
@@ -102,11 +106,43 @@ def assert_same(a: Any, b: Any, path: str = "") -> None:
         assert a == b, path
 
 
+def folder_with_a_bad_image(out: Path) -> list[str]:
+    """Eight A|B training pairs, one of them truncated: the file process 1 reads for step 4."""
+    root = out / "pairs"
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("test", 2)):
+        (root / split).mkdir(parents=True)
+        for i in range(count):
+            image = rng.integers(0, 256, (36, 72, 3), dtype=np.uint8)
+            Image.fromarray(image).save(root / split / f"{i:02d}.png")
+    seed = load_config(RUNS["pix2pix"][0]).seed
+    fourth = list(itertools.islice(ResumableBatchSampler(8, 1, seed=seed, rank=1, world_size=2), 4))[-1]
+    bad = root / "train" / f"{fourth[0][0]:02d}.png"
+    bad.write_bytes(bad.read_bytes()[:100])
+    (out / "bad_file.txt").write_text(str(bad))
+    return [
+        "data.source=folder",
+        f"data.root={root}",
+        "data.layout=aligned",
+        "data.flip=false",
+        "data.batch_size=1",
+    ]
+
+
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ddp")
     spec = {name: [recipe, overrides(name, out)] for name, (recipe, _) in RUNS.items()}
-    spec["cyclegan_resumed"] = [RUNS["cyclegan"][0], overrides("cyclegan", out, "name=cyclegan_resumed"), 2]
+    spec["cyclegan_resumed"] = [
+        RUNS["cyclegan"][0],
+        overrides("cyclegan", out, "name=cyclegan_resumed"),
+        {"stop_at": 2},
+    ]
+    spec["bad_image"] = [
+        RUNS["pix2pix"][0],
+        overrides("pix2pix", out, "name=bad_image", *folder_with_a_bad_image(out)),
+        {"expect_data_error": True},
+    ]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
@@ -155,6 +191,16 @@ def test_a_run_resumed_on_two_processes_equals_the_uninterrupted_one(two_ranks: 
     assert resumed["step"] == STEPS
     assert_same(straight["params"], resumed["params"], "params")
     assert_same(straight["optimizers"], resumed["optimizers"], "optimizers")
+
+
+def test_a_bad_image_on_one_process_stops_both_with_a_checkpoint(two_ranks: Path) -> None:
+    bad = (two_ranks / "bad_file.txt").read_text()
+    messages = [(two_ranks / f"bad_image.rank{r}.error.txt").read_text() for r in (0, 1)]
+    assert messages[0] == messages[1]
+    assert messages[0].startswith(f"process 1 of 2: {bad} cannot be decoded")
+    assert "Training stopped at step 3; saved " in messages[0] and "--resume auto" in messages[0]
+    checkpoints = list_checkpoints(two_ranks / "bad_image" / "checkpoints")
+    assert [p.name for p in checkpoints][-1] == "step_00000003.safetensors"
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
