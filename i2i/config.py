@@ -142,7 +142,7 @@ class TrainConfig:
     channels_last: bool | str = "auto"  # auto (on for CUDA) | true | false: NHWC nets and images
     compile: bool = False  # torch.compile the nets (the first steps are slow while it compiles)
     fused_optimizer: bool = True  # fused Adam kernels (CUDA and CPU); false: torch's default Adam
-    conv_autotune: bool = True  # CPU: per conv layer, oneDNN or im2col+GEMM, whichever measures faster
+    conv_autotune: bool = True  # CPU: per conv layer, oneDNN, im2col+GEMM or Winograd, the fastest measured
     cudnn_benchmark: bool = True  # CUDA: cuDNN times its conv algorithms for the input size, keeps the best
     num_threads: int = 0  # CPU intra-op threads; 0 keeps torch's default (one per core)
     malloc_tuning: bool = True  # CPU, Linux: glibc keeps freed memory for reuse (no page faults per step)

@@ -4,7 +4,10 @@ MFU = (FLOPs the model needs per step) / (step time) / (the device's peak FLOP/s
 by :class:`torch.utils.flop_counter.FlopCounterMode` over one eager step (convolutions and matrix
 products, forward and backward: the arithmetic that matters; norms and activations are left out, as in
 the usual definition). The peak is the vendor's dense figure for the precision used, from a table of
-common GPUs, ``--peak-tflops``, or on a CPU a measured large fp32 matrix product.
+common GPUs, ``--peak-tflops``, or on a CPU a measured large fp32 matrix product. The count is that of
+direct convolutions, so a step whose convolutions run by Winograd (the CPU autotuner's choice for 3x3 and
+4x4 stride-1 layers, :mod:`i2i.nets.winograd`) can show more than 100%: it does fewer multiplications
+than the model's direct count.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ the model or the objective; they change how the same arithmetic is scheduled:
   default: the first steps take minutes to compile, and on the CPU it gained 3% on CycleGAN.
 - ``fused_optimizer``: one fused Adam kernel over all parameters instead of a dozen element-wise passes
   per tensor (on CPU too, since torch 2.4): 0.2 s of a 0.9 s Pix2Pix step at 256 px on a 2-core CPU.
-- ``conv_autotune``: per CPU convolution layer, oneDNN or im2col + GEMM (:mod:`i2i.train.conv_tuning`).
+- ``conv_autotune``: per CPU convolution layer, oneDNN, im2col + GEMM or Winograd
+  (:mod:`i2i.train.conv_tuning`).
 - ``cudnn_benchmark``: cuDNN times its algorithms for the training crop once and keeps the fastest.
 - ``num_threads``: CPU intra-op threads.
 - ``malloc_tuning``: on Linux (glibc), keep freed memory for reuse (:func:`tune_malloc`). By default glibc
