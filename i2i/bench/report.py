@@ -20,7 +20,9 @@ def format_result(result: dict[str, Any]) -> str:
         what = f"infer {result['task']} ({result['net']})"
         unit, rate = "calls/s", "img/s"
     switches = ", ".join(
-        f"{k}={v}" for k, v in cfg.items() if k not in ("generator", "discriminator", "overrides")
+        f"{k}={v}"
+        for k, v in cfg.items()
+        if k not in ("generator", "discriminator", "overrides", "conv_backends")
     )
     lines = [
         f"{what} at {result['size']}x{result['size']}, batch {result['batch']}",
@@ -28,6 +30,9 @@ def format_result(result: dict[str, Any]) -> str:
         f"load average {env['load_average']}",
         f"  fast mode: {switches}; {result['warmup']} warm-up + {result['reps']} timed reps, interleaved",
     ]
+    if cfg.get("conv_backends"):
+        counts = ", ".join(f"{name} {n}" for name, n in sorted(cfg["conv_backends"].items()))
+        lines.append(f"  CPU conv backends chosen (layer shapes): {counts}")
     for mode, t in result["modes"].items():
         memory = f", peak {t['peak_memory_mb']:.0f} MiB" if t["peak_memory_mb"] is not None else ""
         mfu = result["mfu"].get(mode)

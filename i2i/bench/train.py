@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import copy
 import logging
 import tempfile
@@ -26,7 +27,7 @@ from i2i.bench.reference import REFERENCE_METHODS, reference_step
 from i2i.config import CONFIG_DIR, Config, load_config
 from i2i.errors import ConfigError
 from i2i.methods import build_method, first_items, method_class
-from i2i.train import Trainer, fastpath
+from i2i.train import Trainer, conv_tuning, fastpath
 from i2i.train.loop import to_device
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,8 @@ def bench_train(
             "compile": cfg.train.compile,
             "fused_optimizer": cfg.train.fused_optimizer,
             "conv_autotune": trainer.conv_autotune,
+            # How many layer shapes (with and without gradients) each backend was chosen for.
+            "conv_backends": dict(collections.Counter(conv_tuning.choices().values())),
             "malloc_tuning": bool(tuned_malloc),
             "overrides": list(overrides),
         },

@@ -18,6 +18,7 @@ from i2i.bench.infer import bench_infer
 from i2i.bench.train import bench_config, bench_train
 from i2i.cli import main
 from i2i.errors import ConfigError
+from i2i.train import conv_tuning
 
 TINY_PIX2PIX = [
     "model.generator.name=unet",
@@ -87,6 +88,9 @@ def test_train_benchmark_times_both_modes_and_their_ratio(method: str, tiny: lis
     )
     assert result["flops_per_step"] > 0 and result["environment"]["torch"] == torch.__version__
     assert result["config"]["precision"] == "fp32"
+    backends = result["config"]["conv_backends"]  # the CPU autotuner ran: which backend each shape got
+    assert result["config"]["conv_autotune"] and sum(backends.values()) > 0
+    assert set(backends) <= set(conv_tuning.BACKENDS)
     json.dumps(result)  # JSON-ready
 
 
@@ -112,4 +116,5 @@ def test_cli_prints_the_report_and_writes_json(tmp_path, capsys) -> None:
     printed = capsys.readouterr().out
     assert "train pix2pix (unet + patchgan) at 32x32, batch 1" in printed
     assert "speed-up fast/reference:" in printed and f"wrote {out}" in printed
+    assert "CPU conv backends chosen (layer shapes): " in printed
     assert json.loads(out.read_text())["method"] == "pix2pix"
