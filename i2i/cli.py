@@ -420,9 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_arguments(p)
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("export", help="a generator to ONNX or TorchScript (dynamic H/W), parity-checked")
+    p = sub.add_parser("export", help="a generator to ONNX, TorchScript or .pt2 (dynamic H/W), checked")
     p.add_argument("checkpoint", help="i2i checkpoint, exported .safetensors, .pth file or registry name")
-    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript", "pt2"])
     p.add_argument("-o", "--output", default=None, help="output file (default: beside the checkpoint)")
     p.add_argument("--net", default=None, help="which net of an i2i checkpoint (default: its generator)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")

@@ -1,7 +1,9 @@
-"""ONNX and TorchScript export of every image-to-image and super-resolution family, with parity checks.
+"""ONNX, TorchScript and torch.export (.pt2) export of every image-to-image and super-resolution family,
+with parity checks.
 
 Each export is run at two sizes other than the one it was traced at (and two batch sizes): ONNX with
-onnxruntime, TorchScript with torch.jit.load. ONNX exports take a few seconds each, so they are slow tests.
+onnxruntime, TorchScript with torch.jit.load, .pt2 with torch.export.load. ONNX exports take a few
+seconds each, so they are slow tests.
 """
 
 from __future__ import annotations
@@ -100,6 +102,22 @@ def test_torchscript_export_runs_at_other_sizes_with_parity(family: str, tmp_pat
     assert json.loads(files["i2i.json"])["task"] == task
 
 
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_pt2_export_runs_at_other_sizes_with_parity(family: str, tmp_path) -> None:
+    net, task, value_range = build(family)
+    report = export_model(net, tmp_path / "net.pt2", "pt2", name=family, task=task, value_range=value_range)
+    assert report.ok, report.checks
+    assert max(c.max_abs_diff for c in report.checks) < 1e-4
+    files = {"i2i.json": ""}
+    program = torch.export.load(str(report.path), extra_files=files)
+    metadata = json.loads(files["i2i.json"])
+    assert metadata["task"] == task
+    base = min(min(c.shape[2:]) for c in report.checks)
+    x = torch.rand(3, metadata["in_channels"], 2 * base, base)  # a batch and size no check used
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), net(x), rtol=1e-3, atol=1e-4)
+
+
 def test_a_wrong_export_fails_the_parity_check() -> None:
     net, _, _ = build("resnet")
     shapes = [(1, 3, 16, 32)]
@@ -119,7 +137,12 @@ def test_a_wrong_export_fails_the_parity_check() -> None:
     wrong_shape = check_parity(
         net, lambda x: np.zeros((1, 3, 8, 8), np.float32), shapes, low=-1, high=1, atol=1, rtol=0
     )
-    assert good[0].ok and not off[0].ok and not wrong_shape[0].ok
+
+    def refuses(x: np.ndarray) -> np.ndarray:
+        raise AssertionError("Guard failed: x.size()[2] // 32 != 1")  # as an exported program does
+
+    refused = check_parity(net, refuses, shapes, low=-1, high=1, atol=1, rtol=0)
+    assert good[0].ok and not off[0].ok and not wrong_shape[0].ok and not refused[0].ok
     assert off[0].max_abs_diff == pytest.approx(1e-3, rel=1e-3)
 
 
