@@ -21,7 +21,7 @@ does a quarter of the multiplications: the 256-channel residual blocks of a Cycl
 forward and backward passes 2.0x faster with it at 64x64 and 1.7x at 32x32.
 
 Like ``cudnn.benchmark``, the tuner times the candidates on the first input of each shape (forward, and
-backward when gradients are needed; alternately, best of three each) and keeps the fastest; an alternative
+backward when gradients are needed; in turns, best of three each) and keeps the fastest; an alternative
 must beat oneDNN by :data:`MARGIN` to be chosen.
 im2col is not timed for convolutions whose matrix product would have many rows (:func:`worth_tuning`),
 and the Trainer tunes runs of :data:`MIN_STEPS` steps or more only, since the timing makes the first step
@@ -149,16 +149,21 @@ def _time_once(call: Any, backward: bool) -> float:
 
 
 def _race(candidates: Mapping[str, Any], backward: bool) -> dict[str, float]:
-    """Best times of the backends (oneDNN first), run alternately so a busy spell of the machine slows all
-    alike. One untimed warm-up call each (first-call allocations); a backend whose first timed call takes
-    3x oneDNN's is not timed again."""
-    for call in candidates.values():
+    """Best times of the backends (oneDNN first), taken in turns so a busy spell of the machine slows all
+    alike. Each turn calls a backend twice and times the second call: in a net, consecutive layers of one
+    shape run on one backend, and a call right after another backend's (other caches, other thread-pool
+    state) measured up to 30% slower for Winograd at 2 threads. A backend whose first timed call takes 3x
+    oneDNN's is not timed again."""
+
+    def warm_time(call: Any) -> float:
         _time_once(call, backward)
-    best = {name: _time_once(call, backward) for name, call in candidates.items()}
+        return _time_once(call, backward)
+
+    best = {name: warm_time(call) for name, call in candidates.items()}
     contenders = [name for name, t in best.items() if t <= 3 * best[ONEDNN]]
     for _ in range(REPS - 1):
         for name in contenders:
-            best[name] = min(best[name], _time_once(candidates[name], backward))
+            best[name] = min(best[name], warm_time(candidates[name]))
     return best
 
 
