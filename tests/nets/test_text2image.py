@@ -48,6 +48,8 @@ def test_discriminator_argument_errors() -> None:
         TextConditionalDiscriminator(conditioning="film")
     with pytest.raises(ConfigError, match="text_channels must be 0"):
         TextConditionalDiscriminator(text_channels=-1)
+    with pytest.raises(ConfigError, match="embed_dim must be 0"):
+        TextConditionalDiscriminator(embed_dim=-1)
 
 
 def test_wrong_input_shapes_are_named() -> None:
@@ -96,3 +98,32 @@ def test_generator_is_per_sample_in_eval_mode(norm: str) -> None:
     g.eval()
     noise, text = torch.randn(3, 8), torch.randn(3, 6)
     torch.testing.assert_close(g(noise, text)[:1], g(noise[:1], text[:1]))
+
+
+@pytest.mark.parametrize("conditioning", ["concat", "projection"])
+def test_embedding_heads_map_images_and_sentences_to_one_space(conditioning: str) -> None:
+    d = TextConditionalDiscriminator(
+        text_dim=6, image_size=32, base_channels=4, conditioning=conditioning, embed_dim=5
+    )
+    features = d.features(torch.randn(3, 3, 32, 32))
+    assert d.image_embedding(features).shape == (3, 5)
+    assert d.text_embedding(torch.randn(7, 6)).shape == (7, 5)  # any number of sentences (a queue)
+    plain = TextConditionalDiscriminator(text_dim=6, image_size=16, base_channels=4)
+    assert not hasattr(plain, "image_head")  # no heads, no extra weights in checkpoints
+    with pytest.raises(ValueError, match="no embedding heads"):
+        plain.text_embedding(torch.randn(1, 6))
+
+
+def test_residual_gain_sets_where_the_blocks_start() -> None:
+    """0 (DF-GAN): D's body starts as its linear shortcut path; 1: the residual branches are on."""
+    torch.manual_seed(0)
+    off = TextConditionalDiscriminator(text_dim=6, image_size=16, base_channels=4)
+    on = TextConditionalDiscriminator(text_dim=6, image_size=16, base_channels=4, residual_gain=1.0)
+    assert all(block.gain.item() == 0 for block in off.blocks)
+    assert all(block.gain.item() == 1 for block in on.blocks)
+    image = torch.randn(2, 3, 16, 16)
+    # Linear from the start: features of a sum are the sum of features (biases aside, so compare offsets).
+    zero = off.features(torch.zeros_like(image))
+    torch.testing.assert_close(off.features(2 * image) - zero, 2 * (off.features(image) - zero))
+    zero = on.features(torch.zeros_like(image))
+    assert not torch.allclose(on.features(2 * image) - zero, 2 * (on.features(image) - zero))
