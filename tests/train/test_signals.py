@@ -112,13 +112,15 @@ def test_interrupted_fit_saves_this_step_and_raises(tiny_overrides, monkeypatch)
         return logs
 
     monkeypatch.setattr(Trainer, "train_step", train_step)
+    # A shell's background job starts with SIGINT ignored: fit() must catch it all the same, then restore it.
+    before = signal.getsignal(signal.SIGINT)
     with pytest.raises(TrainingInterrupted) as err:
         trainer.fit()
     stop = err.value
     assert stop.step == 3 and stop.exit_code == 130 and stop.checkpoint.name == "step_00000003.safetensors"
     assert isinstance(stop, KeyboardInterrupt)  # code that catches Ctrl-C keeps working
     assert_every_checkpoint_is_complete(trainer.checkpoint_dir)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_a_second_ctrl_c_during_the_save_keeps_the_previous_checkpoint(tiny_overrides, monkeypatch) -> None:
