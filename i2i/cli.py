@@ -85,6 +85,12 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_written(paths: Sequence[object]) -> int:
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
 def _cmd_upscale(args: argparse.Namespace) -> int:
     from i2i.infer.upscale import Upscaler
 
@@ -99,9 +105,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     written = upscaler.upscale_files(
         args.inputs, args.output, outscale=args.scale, progress=sys.stderr.isatty() and not args.quiet
     )
-    for path in written:
-        print(f"wrote {path}")
-    return 0
+    return _print_written(written)
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -121,9 +125,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
     )
-    for path in written:
-        print(f"wrote {path}")
-    return 0
+    return _print_written(written)
 
 
 def _is_text_to_image(checkpoint: str) -> bool:
@@ -154,9 +156,7 @@ def _generate_from_text(args: argparse.Namespace) -> int:
         steps=args.steps,
         device=args.device,
     )
-    for path in written:
-        print(f"wrote {path}")
-    return 0
+    return _print_written(written)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

@@ -13,21 +13,8 @@ from i2i.methods import build_method, method_class
 from i2i.nets import winograd
 from i2i.train import Trainer, conv_tuning
 
-TINY = [
-    "model.generator.name=unet",
-    "model.generator.args={num_downs: 5, base_channels: 8, norm: batch, dropout: true}",
-    "model.discriminator.args={base_channels: 8, num_layers: 2, norm: batch}",
-    "data.source=synthetic",
-    "data.synthetic={num_train: 8, num_test: 2, size: 32}",
-    "data.load_size=36",
-    "data.crop_size=32",
-    "data.batch_size=2",
-    "data.num_workers=0",
-    "train.log_every=1",
-    "train.sample_every=0",
-    "train.save_every=0",
-    f"train.max_steps={conv_tuning.MIN_STEPS}",  # long enough to be tuned; the tests stop early
-]
+# Long enough to be tuned (the tests stop early); with conftest's tiny Pix2Pix (``tiny_overrides``).
+TUNED = f"train.max_steps={conv_tuning.MIN_STEPS}"
 
 
 @pytest.fixture(autouse=True)
@@ -135,29 +122,29 @@ def test_a_winograd_choice_computes_the_same_layer_with_gradients(monkeypatch) -
         torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-4, atol=1e-5, msg=name)
 
 
-def make_trainer(tmp_path, *extra: str) -> Trainer:
-    cfg = load_config("demo_pix2pix", overrides=[*TINY, f"output_dir={tmp_path}", *extra])
+def make_trainer(tiny_overrides: list[str], *extra: str) -> Trainer:
+    cfg = load_config("demo_pix2pix", overrides=[*tiny_overrides, TUNED, *extra])
     train_set, _ = method_class(cfg.method).datasets(cfg)
     return Trainer(cfg, build_method(cfg), train_set, progress=False)
 
 
-def test_short_runs_and_compiled_runs_are_not_tuned(tmp_path) -> None:
-    short = make_trainer(tmp_path, "train.max_steps=10")
+def test_short_runs_and_compiled_runs_are_not_tuned(tiny_overrides) -> None:
+    short = make_trainer(tiny_overrides, "train.max_steps=10")
     assert not any("_untuned_forward" in m.__dict__ for m in short.method.nets["g"].modules())
-    compiled = make_trainer(tmp_path, "train.compile=true")  # compilation is lazy: nothing runs here
+    compiled = make_trainer(tiny_overrides, "train.compile=true")  # compilation is lazy: nothing runs here
     assert not any("_untuned_forward" in m.__dict__ for m in compiled.method.nets["g"].modules())
-    tuned = make_trainer(tmp_path)
+    tuned = make_trainer(tiny_overrides)
     assert any("_untuned_forward" in m.__dict__ for m in tuned.method.nets["g"].modules())
 
 
-def test_resume_uses_the_checkpoints_choices(tmp_path) -> None:
+def test_resume_uses_the_checkpoints_choices(tiny_overrides) -> None:
     """A resumed process would time the backends anew (and might choose otherwise): the saved choices win."""
-    straight = make_trainer(tmp_path, "name=straight")
+    straight = make_trainer(tiny_overrides, "name=straight")
     straight.fit(stop_at=4)
     made = conv_tuning.choices()
     assert made
 
-    make_trainer(tmp_path, "name=split").fit(stop_at=2)
+    make_trainer(tiny_overrides, "name=split").fit(stop_at=2)
     conv_tuning._CHOICES.clear()  # as in a new process that measured the opposite everywhere
     opposite = {
         conv_tuning.ONEDNN: conv_tuning.IM2COL,
@@ -165,7 +152,7 @@ def test_resume_uses_the_checkpoints_choices(tmp_path) -> None:
         conv_tuning.WINOGRAD: conv_tuning.ONEDNN,
     }
     conv_tuning.load_choices({k: opposite[v] for k, v in made.items()})
-    resumed = make_trainer(tmp_path, "name=split")
+    resumed = make_trainer(tiny_overrides, "name=split")
     resumed.fit(resume="auto", stop_at=4)
     assert conv_tuning.choices() == made
     for name, net in straight.method.nets.items():
